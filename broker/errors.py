@@ -1,0 +1,212 @@
+"""The broker's one exception tree: each class carries a stable code and an HTTP status.
+
+    BrokerError
+    ├── BadRequest (400)
+    │   ├── MalformedRequest, InvalidParameter
+    │   └── RequestTooLarge (413)
+    ├── AuthenticationFailed (401)
+    │   ├── InvalidToken, TokenTooLarge, InvalidSignature, AlgorithmNotAllowed,
+    │   │   UnsupportedCriticalHeader, UnknownIssuer, InvalidIssuer, InvalidAudience,
+    │   │   TokenExpired, TokenNotYetValid, UnknownSigningKey, MissingToken
+    │   ├── InvalidAssertion, ReplayDetected, SessionExpired
+    │   └── StsInvalidIdentityToken, StsTokenExpired
+    ├── AuthorizationFailed (403)
+    │   ├── NoRoleGranted, RoleNotGranted, CsrfFailed, RedirectNotAllowed
+    │   └── StsAccessDenied
+    ├── RoleSelectionRequired (409)
+    ├── UpstreamError (502)
+    │   ├── StsRefused, IdpUnavailable (503), StsUnavailable (503), StsThrottled (503)
+    │   └── FederationRefused
+    └── ConfigError (startup only, never reaches a client)
+
+The client sees `code`, a human sentence (`detail`) and an `error_id`; anything more
+specific goes to the log under the same `error_id`. No message ever carries a token,
+an assertion or a credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+
+class BrokerError(Exception):
+    """Base of every error the broker raises on purpose."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "InternalError"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        log_detail: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        # Safe for the log (never for the client): what exactly was wrong.
+        self.log_detail = log_detail
+        # Extra members of the problem document, e.g. the roles to choose from.
+        self.extra: dict[str, Any] = dict(extra or {})
+        self.headers: dict[str, str] = dict(headers or {})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The code is the class name unless a class pins another: stable by construction.
+        if "code" not in cls.__dict__:
+            cls.code = cls.__name__
+
+
+class BadRequest(BrokerError):
+    status = 400
+    title = "Bad request"
+
+
+class MalformedRequest(BadRequest):
+    pass
+
+
+class InvalidParameter(BadRequest):
+    pass
+
+
+class RequestTooLarge(BadRequest):
+    status = 413
+    title = "Request too large"
+
+
+class AuthenticationFailed(BrokerError):
+    status = 401
+    title = "Authentication failed"
+
+
+class MissingToken(AuthenticationFailed):
+    pass
+
+
+class InvalidToken(AuthenticationFailed):
+    pass
+
+
+class TokenTooLarge(AuthenticationFailed):
+    pass
+
+
+class InvalidSignature(AuthenticationFailed):
+    pass
+
+
+class AlgorithmNotAllowed(AuthenticationFailed):
+    pass
+
+
+class UnsupportedCriticalHeader(AuthenticationFailed):
+    pass
+
+
+class UnknownIssuer(AuthenticationFailed):
+    pass
+
+
+class InvalidIssuer(AuthenticationFailed):
+    pass
+
+
+class InvalidAudience(AuthenticationFailed):
+    pass
+
+
+class TokenExpired(AuthenticationFailed):
+    pass
+
+
+class TokenNotYetValid(AuthenticationFailed):
+    pass
+
+
+class UnknownSigningKey(AuthenticationFailed):
+    pass
+
+
+class InvalidAssertion(AuthenticationFailed):
+    pass
+
+
+class ReplayDetected(AuthenticationFailed):
+    pass
+
+
+class SessionExpired(AuthenticationFailed):
+    pass
+
+
+class StsInvalidIdentityToken(AuthenticationFailed):
+    pass
+
+
+class StsTokenExpired(AuthenticationFailed):
+    pass
+
+
+class AuthorizationFailed(BrokerError):
+    status = 403
+    title = "Not authorized"
+
+
+class NoRoleGranted(AuthorizationFailed):
+    pass
+
+
+class RoleNotGranted(AuthorizationFailed):
+    pass
+
+
+class CsrfFailed(AuthorizationFailed):
+    pass
+
+
+class RedirectNotAllowed(AuthorizationFailed):
+    pass
+
+
+class StsAccessDenied(AuthorizationFailed):
+    pass
+
+
+class RoleSelectionRequired(BrokerError):
+    status = 409
+    title = "Choose a role"
+
+
+class UpstreamError(BrokerError):
+    status = 502
+    title = "Upstream error"
+
+
+class StsRefused(UpstreamError):
+    pass
+
+
+class FederationRefused(UpstreamError):
+    pass
+
+
+class IdpUnavailable(UpstreamError):
+    status = 503
+
+
+class StsUnavailable(UpstreamError):
+    status = 503
+
+
+class StsThrottled(UpstreamError):
+    status = 503
+
+
+class ConfigError(BrokerError):
+    """Raised while loading configuration; stops startup, never reaches a client."""
+
+    title = "Configuration error"

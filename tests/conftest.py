@@ -1,0 +1,25 @@
+"""Shared fixtures: no test can reach real AWS, and async tests run on asyncio."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _no_aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Remove AWS_* so nothing can pick up real credentials or endpoints."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    yield
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
