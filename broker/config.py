@@ -7,6 +7,7 @@ import json
 import os
 import re
 import string
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -55,7 +56,7 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-def _check_url(url: str, what: str, *, allow_path: bool = True) -> str:
+def check_url(url: str, what: str, *, allow_path: bool = True) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValueError(f"{what} must be an absolute http(s) URL")
@@ -79,7 +80,7 @@ class ServerSettings(Strict):
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, v: str) -> str:
-        return _check_url(v, "base_url").rstrip("/")
+        return check_url(v, "base_url").rstrip("/")
 
     @model_validator(mode="after")
     def _one_secret(self) -> ServerSettings:
@@ -94,7 +95,9 @@ class ServerSettings(Strict):
             try:
                 return self.session_secret_file.read_bytes().strip()
             except OSError as exc:
-                raise ConfigError(f"server.session_secret_file: cannot read: {exc.strerror}") from None
+                raise ConfigError(
+                    f"server.session_secret_file: cannot read: {exc.strerror}"
+                ) from None
         return None
 
 
@@ -110,7 +113,7 @@ class AwsSettings(Strict):
     @field_validator("sts_endpoint", "federation_endpoint")
     @classmethod
     def _endpoint(cls, v: str | None) -> str | None:
-        return None if v is None else _check_url(v, "endpoint").rstrip("/")
+        return None if v is None else check_url(v, "endpoint").rstrip("/")
 
     def sts_url(self) -> str:
         if self.sts_endpoint:
@@ -128,11 +131,15 @@ class AwsSettings(Strict):
         }[self.partition]
 
 
+def _default_algorithms() -> list[Algorithm]:
+    return ["RS256", "ES256"]
+
+
 class OidcIdp(Strict):
     type: Literal["oidc"]
     issuer: str
     audiences: list[str] = Field(min_length=1)
-    algorithms: list[Algorithm] = Field(default_factory=lambda: ["RS256", "ES256"], min_length=1)
+    algorithms: list[Algorithm] = Field(default_factory=_default_algorithms, min_length=1)
     clock_skew_seconds: int = Field(60, ge=0, le=600)
     max_token_bytes: int = Field(16 * 1024, ge=512, le=256 * 1024)
     # Regular JWKS refresh, and the floor between refreshes forced by an unknown kid.
@@ -146,7 +153,7 @@ class OidcIdp(Strict):
     @field_validator("issuer")
     @classmethod
     def _issuer(cls, v: str) -> str:
-        return _check_url(v, "issuer")
+        return check_url(v, "issuer")
 
     @field_validator("session_name")
     @classmethod
@@ -178,9 +185,15 @@ class SamlIdp(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> SamlIdp:
-        sources = [self.metadata_file is not None, self.metadata_url is not None, self.entity_id is not None]
+        sources = [
+            self.metadata_file is not None,
+            self.metadata_url is not None,
+            self.entity_id is not None,
+        ]
         if sum(sources) != 1:
-            raise ValueError("set exactly one of metadata_file, metadata_url or entity_id (+ sso_url, certificates)")
+            raise ValueError(
+                "set exactly one of metadata_file, metadata_url or entity_id (+ sso_url, certificates)"
+            )
         if self.entity_id is not None and not self.certificates:
             raise ValueError("entity_id needs certificates")
         return self
@@ -298,8 +311,12 @@ class Config(Strict):
     aws: AwsSettings = Field(default_factory=AwsSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
-    identity_providers: dict[Annotated[str, Field(pattern=NAME)], IdentityProvider] = Field(min_length=1)
-    accounts: dict[Annotated[str, Field(pattern=r"^\d{12}$")], Account] = Field(default_factory=dict)
+    identity_providers: dict[Annotated[str, Field(pattern=NAME)], IdentityProvider] = Field(
+        min_length=1
+    )
+    accounts: dict[Annotated[str, Field(pattern=r"^\d{12}$")], Account] = Field(
+        default_factory=dict
+    )
     roles: dict[Annotated[str, Field(pattern=NAME)], Role] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
 
@@ -316,7 +333,9 @@ class Config(Strict):
         for name, role in self.roles.items():
             part = role.arn.split(":")[1]
             if part != self.aws.partition:
-                raise ValueError(f"roles.{name}.arn is in partition {part}, but aws.partition is {self.aws.partition}")
+                raise ValueError(
+                    f"roles.{name}.arn is in partition {part}, but aws.partition is {self.aws.partition}"
+                )
         seen: set[str] = set()
         for i, rule in enumerate(self.rules):
             where = f"rules[{i}] ({rule.name})"
@@ -330,6 +349,10 @@ class Config(Strict):
                     raise ValueError(f"{where}: no role named {item!r} in roles")
         return self
 
+    @cached_property
+    def role_names_by_arn(self) -> dict[str, str]:
+        return {role.arn: name for name, role in self.roles.items()}
+
     def account_name(self, account_id: str) -> str | None:
         acct = self.accounts.get(account_id)
         return acct.name if acct else None
@@ -338,7 +361,9 @@ class Config(Strict):
 def _format_errors(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-union")))
+        loc = ".".join(
+            str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-union"))
+        )
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"

@@ -52,6 +52,8 @@ class BrokerError(Exception):
         # Extra members of the problem document, e.g. the roles to choose from.
         self.extra: dict[str, Any] = dict(extra or {})
         self.headers: dict[str, str] = dict(headers or {})
+        # Shared by the response, the log line and the audit event for this refusal.
+        self.error_id: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -111,8 +111,8 @@ class Combine:
         if self.kind == "any":
             won = [o for o in outcomes if o.matched]
             if won:
-                binds = tuple(b for o in won for b in o.bindings)[:_MAX_BINDINGS]
-                return Outcome(True, " or ".join(o.reason for o in won), binds)
+                alts = tuple(b for o in won for b in o.bindings)[:_MAX_BINDINGS]
+                return Outcome(True, " or ".join(o.reason for o in won), alts)
             return Outcome(False, "none of: " + "; ".join(o.reason for o in outcomes))
         if self.kind == "none":
             won = [o for o in outcomes if o.matched]
@@ -173,15 +173,18 @@ def parse(raw: Any, where: str = "when") -> Matcher:
     if not isinstance(raw, Mapping):
         raise ValueError(f"{where}: expected a mapping or a list of matchers")
     keys = set(raw)
+    kind: Literal["all", "any", "none"]
     for kind in ("all", "any", "none"):
         if kind in keys:
             if keys != {kind}:
-                raise ValueError(f"{where}: '{kind}' cannot be combined with {sorted(keys - {kind})}")
+                raise ValueError(
+                    f"{where}: '{kind}' cannot be combined with {sorted(keys - {kind})}"
+                )
             items = raw[kind]
             if not isinstance(items, list) or not items:
                 raise ValueError(f"{where}.{kind}: expected a non-empty list of matchers")
             return Combine(
-                kind,  # type: ignore[arg-type]
+                kind,
                 tuple(parse(x, f"{where}.{kind}[{i}]") for i, x in enumerate(items)),
             )
     if "not" in keys:
@@ -224,7 +227,9 @@ def _parse_claim(raw: Mapping[str, Any], where: str) -> ClaimTest:
         if not isinstance(value, list) or not all(_is_scalar(x) for x in value):
             raise ValueError(f"{at}: expected a list of values")
     elif op == "contains":
-        if not (_is_scalar(value) or (isinstance(value, list) and value and all(map(_is_scalar, value)))):
+        if not (
+            _is_scalar(value) or (isinstance(value, list) and value and all(map(_is_scalar, value)))
+        ):
             raise ValueError(f"{at}: expected a value or a non-empty list of values")
     elif op == "exists":
         if not isinstance(value, bool):

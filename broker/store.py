@@ -31,7 +31,9 @@ class Store(Protocol):
 class MemoryStore:
     """One process only: fine for a single replica and for tests."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, max_items: int = 100_000) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, max_items: int = 100_000
+    ) -> None:
         self._data: dict[str, tuple[bytes, float]] = {}
         self._clock = clock
         self._max = max_items
@@ -107,11 +109,11 @@ class RedisStore:
 
     async def get(self, key: str) -> bytes | None:
         value = await self._redis.get(self._k(key))
-        return None if value is None else bytes(value)
+        return None if value is None else _bytes(value)
 
     async def take(self, key: str) -> bytes | None:
         value = await self._redis.getdel(self._k(key))
-        return None if value is None else bytes(value)
+        return None if value is None else _bytes(value)
 
     async def delete(self, key: str) -> None:
         await self._redis.delete(self._k(key))
@@ -124,6 +126,10 @@ class RedisStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else value
 
 
 def open_store(settings: StoreSettings) -> Store:

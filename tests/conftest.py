@@ -7,6 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+# Real peers, shared by every test module: panva's oidc-provider on loopback.
+pytest_plugins = ["tests.peers.oidc_provider"]
+
 
 @pytest.fixture(autouse=True)
 def _no_aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

@@ -1,0 +1,194 @@
+"""Rules → role grants: pure, no I/O, and every rule's verdict kept for `broker explain`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from broker import matchers
+from broker.config import ROLE_ARN, Config, GrantTemplate, Role, Rule, SamlIdp
+from broker.identity import Identity, RoleGrant
+
+SIGNED_BY_IDP = "(signed by the IdP)"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTrace:
+    rule: str
+    applies: bool  # the rule is for this identity's IdP
+    matched: bool
+    reason: str
+    granted: tuple[str, ...] = ()  # role ARNs
+    denied: tuple[str, ...] = ()  # role ARNs, or "*"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "applies": self.applies,
+            "matched": self.matched,
+            "reason": self.reason,
+            "granted": list(self.granted),
+            "denied": list(self.denied),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    arn: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    grants: tuple[RoleGrant, ...]
+    trace: tuple[RuleTrace, ...]
+    refused: tuple[Refusal, ...]
+
+    def find(self, wanted: str) -> RoleGrant | None:
+        """A granted role by configured name or by ARN."""
+        for g in self.grants:
+            if wanted in (g.arn, g.name):
+                return g
+        return None
+
+
+def map_roles(identity: Identity, config: Config) -> Decision:
+    """Evaluate every rule against the identity. Deny wins over grant; for SAML, STS only
+    accepts roles the IdP signed, so grants are intersected with the signed pairs."""
+    traces: list[RuleTrace] = []
+    granted: dict[str, RoleGrant] = {}
+    denied: dict[str, str] = {}  # arn or "*" → rule
+    for rule in config.rules:
+        trace = _evaluate(rule, identity, config)
+        traces.append(trace)
+        if not trace.matched:
+            continue
+        for arn in trace.granted:
+            granted.setdefault(arn, _grant(arn, rule.name, config, rule))
+        for arn in trace.denied:
+            denied.setdefault(arn, rule.name)
+
+    refused: list[Refusal] = []
+    idp = config.identity_providers.get(identity.idp)
+    if identity.protocol == "saml":
+        signed = {r.role_arn: r.principal_arn for r in identity.signed_roles}
+        trust_signed = isinstance(idp, SamlIdp) and idp.trust_assertion_roles
+        for arn in [a for a in granted if a not in signed]:
+            refused.append(
+                Refusal(
+                    arn,
+                    f"granted by rule {granted.pop(arn).rule} but not signed by the IdP "
+                    "— STS would refuse",
+                )
+            )
+        for arn, principal in signed.items():
+            if arn in granted:
+                g = granted[arn]
+                granted[arn] = _with_principal(g, principal)
+            elif trust_signed:
+                granted[arn] = _with_principal(_grant(arn, SIGNED_BY_IDP, config, None), principal)
+            else:
+                refused.append(
+                    Refusal(
+                        arn,
+                        "signed by the IdP but no rule grants it (trust_assertion_roles is false)",
+                    )
+                )
+
+    for arn in list(granted):
+        by = denied.get(arn) or denied.get("*")
+        if by is not None:
+            del granted[arn]
+            refused.append(Refusal(arn, f"denied by rule {by}"))
+
+    grants = sorted(granted.values(), key=lambda g: (g.account_name or "", g.account_id, g.name))
+    return Decision(tuple(grants), tuple(traces), tuple(refused))
+
+
+def _evaluate(rule: Rule, identity: Identity, config: Config) -> RuleTrace:
+    if rule.idp not in ("*", identity.idp):
+        return RuleTrace(rule.name, False, False, f"rule is for IdP {rule.idp!r}")
+    if rule.when is None:
+        outcome = matchers.Outcome(True, "no conditions", ({},))
+    else:
+        outcome = rule.when.evaluate(identity.attributes)
+    if not outcome.matched:
+        return RuleTrace(rule.name, True, False, outcome.reason)
+    notes: list[str] = []
+    grants = _targets(rule.grant, outcome.bindings, config, notes, deny=False)
+    denies = _targets(rule.deny, outcome.bindings, config, notes, deny=True)
+    reason = outcome.reason + "".join(f"; {n}" for n in notes)
+    return RuleTrace(rule.name, True, True, reason, grants, denies)
+
+
+def _targets(
+    items: list[str | GrantTemplate],
+    bindings: tuple[matchers.Bindings, ...],
+    config: Config,
+    notes: list[str],
+    *,
+    deny: bool,
+) -> tuple[str, ...]:
+    arns: dict[str, None] = {}
+    for item in items:
+        if item == "*":
+            # A grant of "*" is every configured role; a deny of "*" is everything,
+            # including roles only a template or the IdP's signature would grant.
+            if deny:
+                return ("*",)
+            arns.update(dict.fromkeys(r.arn for r in config.roles.values()))
+        elif isinstance(item, str):
+            arns[config.roles[item].arn] = None
+        else:
+            for b in bindings:
+                arn = item.arn.format_map(b)
+                m = ROLE_ARN.fullmatch(arn)
+                if m is None:
+                    notes.append(f"template produced {arn!r}, not a role ARN")
+                elif m["partition"] != config.aws.partition:
+                    notes.append(
+                        f"template produced {arn!r}, outside partition {config.aws.partition}"
+                    )
+                else:
+                    arns[arn] = None
+    return tuple(arns)
+
+
+def _grant(arn: str, rule_name: str, config: Config, rule: Rule | None) -> RoleGrant:
+    name, role = _configured(arn, config)
+    if role is None:
+        seconds = 3600
+        if rule is not None:
+            seconds = next(
+                (t.max_session_seconds for t in rule.grant if isinstance(t, GrantTemplate)), 3600
+            )
+        account = arn.split(":")[4]
+        return RoleGrant(
+            name=name,
+            arn=arn,
+            account_id=account,
+            account_name=config.account_name(account),
+            max_session_seconds=seconds,
+            rule=rule_name,
+        )
+    return RoleGrant(
+        name=name,
+        arn=arn,
+        account_id=role.account_id,
+        account_name=config.account_name(role.account_id),
+        max_session_seconds=role.max_session_seconds,
+        rule=rule_name,
+        session_policy=role.session_policy,
+        session_policy_arns=tuple(role.session_policy_arns),
+    )
+
+
+def _configured(arn: str, config: Config) -> tuple[str, Role | None]:
+    name = config.role_names_by_arn.get(arn)
+    if name is None:
+        return arn.rsplit("/", 1)[-1], None
+    return name, config.roles[name]
+
+
+def _with_principal(g: RoleGrant, principal: str) -> RoleGrant:
+    return replace(g, principal_arn=principal)

@@ -1,0 +1,194 @@
+"""Discovery and JWKS per configured issuer: cached parsed keys, bounded refresh, rotation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from jwt import PyJWK
+from jwt.exceptions import PyJWKError
+
+from broker.config import OidcIdp, check_url
+from broker.errors import IdpUnavailable, UnknownSigningKey
+
+log = logging.getLogger(__name__)
+
+PublicKey = (
+    rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+)
+_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1"}
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str | None
+    key: PublicKey
+    alg: str | None  # the JWK's own "alg", when it pins one
+
+    def fits(self, alg: str) -> bool:
+        """RFC 7518 §3: the key type must be the one the algorithm is defined for."""
+        if self.alg is not None and self.alg != alg:
+            return False
+        if alg.startswith(("RS", "PS")):
+            return isinstance(self.key, rsa.RSAPublicKey)
+        if alg in _CURVES:
+            return (
+                isinstance(self.key, ec.EllipticCurvePublicKey)
+                and self.key.curve.name == _CURVES[alg]
+            )
+        if alg == "EdDSA":
+            return isinstance(self.key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
+        return False
+
+
+class JwksCache:
+    """Keys of one issuer. Fetched through the issuer's own discovery document only: a
+    token's `jku`, `x5u` or embedded `jwk` never leads anywhere."""
+
+    def __init__(
+        self,
+        idp: OidcIdp,
+        http: httpx.AsyncClient,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._idp = idp
+        self._http = http
+        self._clock = clock
+        self._keys: tuple[SigningKey, ...] = ()
+        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._lock = asyncio.Lock()
+        self.fetches = 0  # JWKS documents fetched, for /metrics and tests
+
+    async def key(self, kid: str | None, alg: str) -> SigningKey:
+        now = self._clock()
+        if self._fetched_at is None or now - self._fetched_at >= self._idp.jwks_refresh_seconds:
+            await self._refresh(force=False)
+        found = self._find(kid, alg)
+        if found is not None:
+            return found
+        # An unknown kid may mean the IdP rotated; look again, but at most once per
+        # interval, so a flood of random kids cannot hammer the IdP.
+        if await self._refresh(force=True):
+            found = self._find(kid, alg)
+            if found is not None:
+                return found
+        raise UnknownSigningKey(
+            "The token is signed with a key the issuer does not publish.",
+            log_detail=f"kid={kid!r} alg={alg} issuer={self._idp.issuer}",
+        )
+
+    def _find(self, kid: str | None, alg: str) -> SigningKey | None:
+        candidates = [k for k in self._keys if k.fits(alg)]
+        if kid is None:
+            # Without a kid, only an unambiguous key set will do.
+            return candidates[0] if len(candidates) == 1 else None
+        return next((k for k in candidates if k.kid == kid), None)
+
+    async def _refresh(self, *, force: bool) -> bool:
+        """Fetch the JWKS unless one was attempted too recently. True if keys changed hands."""
+        started = self._attempted_at
+        async with self._lock:
+            if self._attempted_at != started:
+                return True  # another request refreshed while we waited
+            now = self._clock()
+            if (
+                force
+                and self._attempted_at is not None
+                and now - self._attempted_at < self._idp.jwks_min_refresh_seconds
+            ):
+                return False
+            self._attempted_at = now
+            try:
+                self._keys = await self._fetch()
+                self._fetched_at = now
+                return True
+            except IdpUnavailable:
+                if not self._keys:
+                    raise
+                log.warning(
+                    "jwks refresh failed for %s; keeping the keys we have", self._idp.issuer
+                )
+                return False
+
+    async def _fetch(self) -> tuple[SigningKey, ...]:
+        issuer = self._idp.issuer
+        discovery = await self._get_json(issuer.rstrip("/") + "/.well-known/openid-configuration")
+        # OIDC Discovery §4.3: the document's issuer must be exactly the one we asked.
+        if discovery.get("issuer") != issuer:
+            raise IdpUnavailable(
+                "The identity provider's discovery document names another issuer.",
+                log_detail=f"configured {issuer!r}, discovery says {discovery.get('issuer')!r}",
+            )
+        jwks_uri = discovery.get("jwks_uri")
+        try:
+            check_url(str(jwks_uri), "jwks_uri")
+        except ValueError as exc:
+            raise IdpUnavailable(
+                "The identity provider's jwks_uri is not usable.", log_detail=str(exc)
+            ) from None
+        document = await self._get_json(str(jwks_uri))
+        self.fetches += 1
+        keys = []
+        for jwk in document.get("keys", []) if isinstance(document.get("keys"), list) else []:
+            parsed = _parse_jwk(jwk)
+            if parsed is not None:
+                keys.append(parsed)
+        if not keys:
+            raise IdpUnavailable(
+                "The identity provider publishes no usable signing key.",
+                log_detail=f"jwks_uri {jwks_uri} has no usable keys",
+            )
+        log.info("loaded %d signing keys for %s", len(keys), issuer)
+        return tuple(keys)
+
+    async def _get_json(self, url: str) -> dict[str, Any]:
+        try:
+            response = await self._http.get(
+                url, timeout=self._idp.http_timeout_seconds, follow_redirects=False
+            )
+        except httpx.HTTPError as exc:
+            raise IdpUnavailable(
+                "The identity provider could not be reached.",
+                log_detail=f"GET {url}: {type(exc).__name__}",
+            ) from exc
+        if response.status_code != 200:
+            raise IdpUnavailable(
+                "The identity provider answered with an error.",
+                log_detail=f"GET {url}: HTTP {response.status_code}",
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise IdpUnavailable(
+                "The identity provider sent something that is not JSON.", log_detail=f"GET {url}"
+            )
+        return body
+
+
+def _parse_jwk(jwk: Any) -> SigningKey | None:
+    if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig":
+        return None
+    if jwk.get("kty") not in ("RSA", "EC", "OKP") or "d" in jwk:
+        return None  # never a symmetric key, never a private one
+    try:
+        key = PyJWK(jwk).key
+    except (PyJWKError, ValueError, TypeError, KeyError):
+        log.warning("skipping an unusable JWK (kid=%r)", jwk.get("kid"))
+        return None
+    if not isinstance(key, PublicKey):
+        return None
+    kid = jwk.get("kid")
+    alg = jwk.get("alg")
+    return SigningKey(
+        kid if isinstance(kid, str) else None, key, alg if isinstance(alg, str) else None
+    )

@@ -1,0 +1,174 @@
+"""Verify an OIDC JWT from a configured issuer and turn it into an Identity."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from jwt.algorithms import get_default_algorithms
+
+from broker.config import OidcIdp
+from broker.errors import (
+    AlgorithmNotAllowed,
+    InvalidAudience,
+    InvalidSignature,
+    InvalidToken,
+    TokenExpired,
+    TokenNotYetValid,
+    TokenTooLarge,
+    UnknownIssuer,
+    UnsupportedCriticalHeader,
+)
+from broker.identity import Identity
+from broker.oidc.jwks import JwksCache
+
+# Only asymmetric algorithms: `none` and HMAC can never be configured (config.Algorithm),
+# and this table is the second lock on that door.
+_ALGORITHMS = {
+    name: impl
+    for name, impl in get_default_algorithms().items()
+    if name in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
+}
+# RFC 7515 §4.1.11: extensions we understand (none), so any `crit` is refused.
+_UNDERSTOOD_CRIT: frozenset[str] = frozenset()
+
+
+class OidcVerifier:
+    def __init__(self, idps: Mapping[str, OidcIdp], keys: Mapping[str, JwksCache]) -> None:
+        self._by_issuer: dict[str, list[tuple[str, OidcIdp]]] = {}
+        for name, idp in idps.items():
+            self._by_issuer.setdefault(idp.issuer, []).append((name, idp))
+        self._keys = keys
+        self._max_bytes = max((i.max_token_bytes for i in idps.values()), default=16 * 1024)
+
+    async def verify(self, token: str, *, now: float) -> Identity:
+        """Check size, structure, issuer, algorithm, key, signature, then claims — in that
+        order, so nothing is fetched for a token we could refuse offline."""
+        if len(token) > self._max_bytes:
+            raise TokenTooLarge(f"The token is larger than {self._max_bytes} bytes.")
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise InvalidToken("The token is not a signed JWT (JWS compact serialization).")
+        header = _json_part(parts[0], "header")
+        claims = _json_part(parts[1], "payload")
+        issuer = claims.get("iss")
+        candidates = self._by_issuer.get(issuer) if isinstance(issuer, str) else None
+        if not candidates:
+            raise UnknownIssuer(
+                "The token's issuer is not a configured identity provider.",
+                log_detail=f"iss={str(issuer)[:200]!r}",
+            )
+        name, idp = _pick_by_audience(candidates, claims)
+        if len(token) > idp.max_token_bytes:
+            raise TokenTooLarge(f"The token is larger than {idp.max_token_bytes} bytes.")
+
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in idp.algorithms or alg not in _ALGORITHMS:
+            raise AlgorithmNotAllowed(
+                f"The token's algorithm is not allowed for this issuer (allowed: {', '.join(idp.algorithms)}).",
+                log_detail=f"alg={str(alg)[:32]!r} idp={name}",
+            )
+        crit = header.get("crit")
+        if crit is not None and not _understood(crit):
+            raise UnsupportedCriticalHeader(
+                "The token has critical header extensions this broker does not understand."
+            )
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidToken("The token's kid header is not a string.")
+
+        key = await self._keys[name].key(kid, alg)
+        signature = _b64(parts[2], "signature")
+        signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
+        if not _ALGORITHMS[alg].verify(signing_input, key.key, signature):
+            raise InvalidSignature(
+                "The token's signature does not verify.", log_detail=f"idp={name} kid={kid!r}"
+            )
+
+        expires_at = _check_times(claims, idp, now)
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise InvalidToken("The token has no subject (sub).")
+        return Identity(
+            protocol="oidc",
+            idp=name,
+            issuer=idp.issuer,
+            subject=subject,
+            attributes=claims,
+            expires_at=expires_at,
+            proof=token,
+        )
+
+
+def _pick_by_audience(
+    candidates: list[tuple[str, OidcIdp]], claims: Mapping[str, Any]
+) -> tuple[str, OidcIdp]:
+    """RFC 7519 §4.1.3: `aud` must contain one of our audiences."""
+    aud = claims.get("aud")
+    auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    auds = [a for a in auds if isinstance(a, str)]
+    for name, idp in candidates:
+        if any(a in idp.audiences for a in auds):
+            return name, idp
+    raise InvalidAudience(
+        "The token's audience is not one this broker accepts.",
+        log_detail=f"aud={str(aud)[:200]!r}",
+    )
+
+
+def _check_times(claims: Mapping[str, Any], idp: OidcIdp, now: float) -> datetime:
+    """RFC 7519 §4.1.4 to §4.1.6, each with the IdP's clock skew."""
+    skew = idp.clock_skew_seconds
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        raise InvalidToken("The token has no valid expiry (exp).")
+    if now > exp + skew:
+        raise TokenExpired("The token has expired.", log_detail=f"exp={exp} now={now:.0f}")
+    nbf = claims.get("nbf")
+    if nbf is not None:
+        if not _is_number(nbf):
+            raise InvalidToken("The token's nbf is not a number.")
+        if now + skew < nbf:
+            raise TokenNotYetValid("The token is not valid yet (nbf).", log_detail=f"nbf={nbf}")
+    iat = claims.get("iat")
+    if iat is not None:
+        if not _is_number(iat):
+            raise InvalidToken("The token's iat is not a number.")
+        if now + skew < iat:
+            raise TokenNotYetValid(
+                "The token was issued in the future (iat).", log_detail=f"iat={iat}"
+            )
+    return datetime.fromtimestamp(exp, UTC)
+
+
+def _understood(crit: Any) -> bool:
+    return (
+        isinstance(crit, list)
+        and bool(crit)
+        and all(isinstance(c, str) and c in _UNDERSTOOD_CRIT for c in crit)
+    )
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _b64(part: str, what: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidToken(f"The token's {what} is not base64url.") from None
+
+
+def _json_part(part: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(_b64(part, what))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidToken(f"The token's {what} is not JSON.") from None
+    if not isinstance(value, dict):
+        raise InvalidToken(f"The token's {what} is not a JSON object.")
+    return value

@@ -1,0 +1,80 @@
+"""Run the broker app for real (uvicorn on loopback) and forge edge-case tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import jwt
+import uvicorn
+from fastapi import FastAPI
+
+
+@contextmanager
+def serve_app(app: FastAPI) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn in a thread; yield its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("broker did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+class LogCapture(logging.Handler):
+    """Every log record of every logger, formatted, so tests can look for leaked secrets."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        self.lines.append(f"{record.name}: {text}")
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forge(
+    jwk: Mapping[str, Any], claims: Mapping[str, Any], *, headers: Mapping[str, Any] | None = None
+) -> str:
+    """A token signed by the issuer's real key, with whatever claims a test needs."""
+    key = jwt.PyJWK(dict(jwk)).key
+    hdrs = {"kid": jwk["kid"], **(headers or {})}
+    return jwt.encode(dict(claims), key, algorithm=jwk["alg"], headers=hdrs)
+
+
+def unsigned(claims: Mapping[str, Any], header: Mapping[str, Any]) -> str:
+    h = b64url(json.dumps(dict(header)).encode())
+    p = b64url(json.dumps(dict(claims)).encode())
+    return f"{h}.{p}."
+
+
+def hs256_with_public_key(pem: bytes, claims: Mapping[str, Any], kid: str) -> str:
+    """The classic algorithm-confusion attack: HMAC keyed with the issuer's public key."""
+    h = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    p = b64url(json.dumps(dict(claims)).encode())
+    sig = hmac.new(pem, f"{h}.{p}".encode(), hashlib.sha256).digest()
+    return f"{h}.{p}.{b64url(sig)}"

@@ -1,0 +1,1 @@
+"""Real peers the tests talk to: implementations nobody on this project wrote."""

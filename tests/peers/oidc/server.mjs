@@ -1,0 +1,150 @@
+// A real OpenID Connect provider (panva/oidc-provider) that the broker's tests mint JWTs from.
+//
+//   node server.mjs --port P --keys KEYFILE --issuer http://127.0.0.1:P [--ttl SECONDS] [--clients FILE]
+//
+// KEYFILE   JWKS of private signing keys. Order matters: the first key of each type signs
+//           (oidc-provider's documented rotation rule), later ones are only published.
+// --clients JSON array of previously registered clients, re-loaded as static clients so that
+//           credentials survive a restart (key rotation restarts this process).
+// OIDC_PEER_REGISTRATION_TOKEN, when set, is the initial access token that dynamic client
+// registration requires; unset means open registration.
+//
+// Resource indicators (RFC 8707 requires absolute URIs) decide the token's alg and audience:
+//   urn:broker:es256                 ES256, aud "urn:broker:es256"
+//   urn:broker:aud:<ALG>:<pct-aud>   ALG (RS256 | ES256), aud = percent-decoded <pct-aud>,
+//                                    which lets tests ask for non-URI audiences such as
+//                                    "sts.amazonaws.com"
+//   any other absolute URI           RS256, aud = the resource itself
+import { randomBytes } from 'node:crypto';
+import { fstatSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+import Provider, { errors } from 'oidc-provider';
+
+const { values: args } = parseArgs({
+  options: {
+    port: { type: 'string' },
+    keys: { type: 'string' },
+    issuer: { type: 'string' },
+    ttl: { type: 'string', default: '600' },
+    clients: { type: 'string' },
+  },
+  strict: true,
+});
+
+if (!args.port || !args.keys || !args.issuer) {
+  console.error('usage: node server.mjs --port P --keys KEYFILE --issuer URL [--ttl S] [--clients FILE]');
+  process.exit(2);
+}
+
+const port = Number.parseInt(args.port, 10);
+const ttl = Number.parseInt(args.ttl, 10);
+if (!Number.isInteger(ttl) || ttl <= 0) {
+  console.error(`--ttl must be a positive integer, got ${args.ttl}`);
+  process.exit(2);
+}
+
+const jwks = JSON.parse(readFileSync(args.keys, 'utf8'));
+const clients = args.clients ? JSON.parse(readFileSync(args.clients, 'utf8')) : [];
+const registrationToken = process.env.OIDC_PEER_REGISTRATION_TOKEN || false;
+
+const SIGNING_ALGS = new Set(['RS256', 'ES256']);
+const AUD_PREFIX = 'urn:broker:aud:';
+const EXTRA_CLAIMS = 'extra_claims';
+
+function resourceServerFor(resource) {
+  let alg = 'RS256';
+  let audience = resource;
+  if (resource === 'urn:broker:es256') {
+    alg = 'ES256';
+  } else if (resource.startsWith(AUD_PREFIX)) {
+    const rest = resource.slice(AUD_PREFIX.length);
+    const sep = rest.indexOf(':');
+    alg = sep > 0 ? rest.slice(0, sep) : '';
+    try {
+      audience = decodeURIComponent(rest.slice(sep + 1));
+    } catch {
+      audience = '';
+    }
+    if (!SIGNING_ALGS.has(alg) || !audience) {
+      throw new errors.InvalidTarget(`expected ${AUD_PREFIX}<RS256|ES256>:<percent-encoded audience>`);
+    }
+  }
+  return {
+    // oidc-provider requires a scope string; client_credentials tokens only carry scope if asked.
+    scope: 'broker',
+    audience,
+    accessTokenTTL: ttl,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg } },
+  };
+}
+
+function registeredClaims(client) {
+  return client?.[EXTRA_CLAIMS];
+}
+
+const provider = new Provider(args.issuer, {
+  jwks,
+  clients,
+  cookies: { keys: [randomBytes(32).toString('base64url')] },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    registration: { enabled: true, initialAccessToken: registrationToken },
+    resourceIndicators: {
+      enabled: true,
+      async getResourceServerInfo(_ctx, resourceIndicator) {
+        return resourceServerFor(resourceIndicator);
+      },
+    },
+  },
+  extraClientMetadata: {
+    properties: [EXTRA_CLAIMS],
+    validator(_ctx, key, value) {
+      if (key !== EXTRA_CLAIMS || value === undefined) return;
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        throw new errors.InvalidClientMetadata(`${EXTRA_CLAIMS} must be a JSON object`);
+      }
+    },
+  },
+  // Every access token carries the claims registered with its client.
+  async extraTokenClaims(ctx, token) {
+    const client = ctx.oidc?.client ?? (await provider.Client.find(token.clientId));
+    const claims = registeredClaims(client);
+    return claims ? structuredClone(claims) : undefined;
+  },
+  formats: {
+    customizers: {
+      // The library always sets sub to the client_id for client_credentials tokens (extra claims
+      // are spread first and then overwritten); a registered `sub` claim takes precedence here.
+      async jwt(_ctx, token, jwt) {
+        const sub = token.extra?.sub;
+        if (typeof sub === 'string' && sub) {
+          jwt.payload.sub = sub;
+        }
+      },
+    },
+  },
+  ttl: {
+    AccessToken: ttl,
+    ClientCredentials: ttl,
+  },
+});
+
+const server = provider.listen(port, '127.0.0.1', () => {
+  console.log(`oidc-provider ${args.issuer} listening on 127.0.0.1:${port}`);
+});
+
+function shutdown() {
+  server.close();
+  process.exit(0);
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+// Exit with the parent: the harness holds a pipe on our stdin, which closes when the parent dies.
+if (fstatSync(0).isFIFO()) {
+  process.stdin.on('end', shutdown);
+  process.stdin.on('error', shutdown);
+  process.stdin.resume();
+}

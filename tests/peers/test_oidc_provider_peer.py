@@ -1,0 +1,154 @@
+"""The oidc-provider harness itself: discovery, JWKS, JWT access tokens, claims, key rotation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from tests.peers.oidc_provider import OidcProviderPeer, missing_prerequisites
+
+CLAIMS: dict[str, Any] = {
+    "groups": ["aws-admins", "developers"],
+    "repository": "octo-org/octo-repo",
+    "ref": "refs/heads/main",
+    "email": "dev@example.com",
+    "nested": {"team": {"name": "platform", "ids": [1, 2]}},
+}
+
+
+def verify(token: str, peer: OidcProviderPeer, audience: str) -> tuple[dict[str, Any], Any]:
+    """Verify against the JWKS the provider serves, as any relying party would."""
+    header = jwt.get_unverified_header(token)
+    key = jwt.PyJWKSet.from_dict(peer.jwks())[header["kid"]]
+    claims = jwt.decode(
+        token, key=key, algorithms=["RS256", "ES256"], audience=audience, issuer=peer.issuer
+    )
+    return claims, header
+
+
+@dataclass(frozen=True)
+class Mint:
+    name: str
+    resource: str
+    alg: str | None
+    expected_alg: str
+
+
+MINTS = [
+    Mint("sts-rs256", "sts.amazonaws.com", None, "RS256"),
+    Mint("es256-resource", "urn:broker:es256", None, "ES256"),
+    Mint("sts-es256", "sts.amazonaws.com", "ES256", "ES256"),
+    Mint("uri-audience", "https://broker.example.com/api", None, "RS256"),
+]
+
+
+@pytest.fixture
+def own_peer() -> Iterator[OidcProviderPeer]:
+    """A peer of its own, for tests that change keys under the session-wide one's users."""
+    problem = missing_prerequisites()
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+    peer = OidcProviderPeer()
+    peer.start()
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
+
+def test_discovery_and_jwks_publish_both_signing_keys(oidc_provider: OidcProviderPeer) -> None:
+    discovery = httpx.get(f"{oidc_provider.issuer}/.well-known/openid-configuration").json()
+    assert discovery["issuer"] == oidc_provider.issuer
+    assert "client_credentials" in discovery["grant_types_supported"]
+    jwks = httpx.get(discovery["jwks_uri"]).json()
+    published = {k["kid"]: k for k in jwks["keys"]}
+    assert set(published) == {oidc_provider.kid("RS256"), oidc_provider.kid("ES256")}
+    assert published[oidc_provider.kid("RS256")]["kty"] == "RSA"
+    assert published[oidc_provider.kid("ES256")]["crv"] == "P-256"
+    assert not any("d" in k for k in jwks["keys"]), "JWKS must publish public keys only"
+
+
+@pytest.mark.parametrize("case", MINTS, ids=attrgetter("name"))
+def test_minted_token_verifies_and_carries_registered_claims(
+    oidc_provider: OidcProviderPeer, case: Mint
+) -> None:
+    client = oidc_provider.register_client(CLAIMS)
+    token = oidc_provider.mint(client, resource=case.resource, alg=case.alg)
+
+    claims, header = verify(token, oidc_provider, audience=case.resource)
+
+    assert header["alg"] == case.expected_alg
+    assert header["kid"] == oidc_provider.kid(case.expected_alg)
+    assert claims["aud"] == case.resource
+    assert claims["iss"] == oidc_provider.issuer
+    assert claims["sub"] == client[0]
+    assert claims["exp"] - claims["iat"] == oidc_provider.ttl
+    assert {k: claims[k] for k in CLAIMS} == CLAIMS
+
+
+def test_registered_sub_replaces_client_id(oidc_provider: OidcProviderPeer) -> None:
+    sub = "repo:octo-org/octo-repo:ref:refs/heads/main"
+    client = oidc_provider.register_client({"sub": sub})
+
+    claims, _ = verify(oidc_provider.mint(client), oidc_provider, audience="sts.amazonaws.com")
+
+    assert claims["sub"] == sub
+    assert claims["client_id"] == client[0]
+
+
+def test_registration_needs_the_initial_access_token(oidc_provider: OidcProviderPeer) -> None:
+    response = httpx.post(
+        oidc_provider.discovery["registration_endpoint"],
+        json={"grant_types": ["client_credentials"], "response_types": [], "redirect_uris": []},
+    )
+    assert response.status_code == httpx.codes.UNAUTHORIZED
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_exported_keys_are_the_ones_the_provider_publishes(
+    oidc_provider: OidcProviderPeer, alg: str
+) -> None:
+    private = jwt.PyJWK.from_dict(oidc_provider.private_jwk(alg))
+    forged = jwt.encode(
+        {"iss": oidc_provider.issuer, "aud": "sts.amazonaws.com", "sub": "forged"},
+        private.key,
+        algorithm=alg,
+        headers={"kid": private.key_id},
+    )
+
+    claims, _ = verify(forged, oidc_provider, audience="sts.amazonaws.com")
+
+    assert claims["sub"] == "forged"
+    public = serialization.load_pem_public_key(oidc_provider.public_pem(alg))
+    assert public.public_numbers() == private.key.public_key().public_numbers()
+
+
+def test_rotation_signs_with_new_keys_and_keeps_publishing_old_ones(
+    own_peer: OidcProviderPeer,
+) -> None:
+    issuer = own_peer.issuer
+    client = own_peer.register_client({"groups": ["g"]})
+    old_tokens = {alg: own_peer.mint(client, alg=alg) for alg in ("RS256", "ES256")}
+    old_kids = {alg: own_peer.kid(alg) for alg in ("RS256", "ES256")}
+
+    own_peer.rotate_keys()
+
+    assert own_peer.issuer == issuer
+    published = {k["kid"] for k in own_peer.jwks()["keys"]}
+    assert published == set(old_kids.values()) | {own_peer.kid("RS256"), own_peer.kid("ES256")}
+    for alg in ("RS256", "ES256"):
+        # The client registered before the restart still works.
+        new_claims, new_header = verify(
+            own_peer.mint(client, alg=alg), own_peer, audience="sts.amazonaws.com"
+        )
+        assert new_header["kid"] == own_peer.kid(alg) != old_kids[alg]
+        assert new_claims["groups"] == ["g"]
+        old_claims, _ = verify(old_tokens[alg], own_peer, audience="sts.amazonaws.com")
+        assert old_claims["groups"] == ["g"]
