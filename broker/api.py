@@ -54,11 +54,11 @@ async def verified(rt: Runtime, token: str) -> Identity:
 
 @router.post("/v1/credentials")
 async def credentials(request: Request, rt: RuntimeDep) -> Response:
-    params = await _params(request)
-    fmt = params.get("format") or "json"
-    if fmt not in _FORMATS:
-        raise InvalidParameter(f"format must be one of {', '.join(_FORMATS)}.")
     async with audited(rt, "credentials", "oidc-api", client_address(request)) as trail:
+        params = await _params(request)
+        fmt = params.get("format") or "json"
+        if fmt not in _FORMATS:
+            raise InvalidParameter(f"format must be one of {', '.join(_FORMATS)}.")
         duration = parse_duration(params.get("duration_seconds"))
         identity = await verified(rt, bearer(request))
         trail.identity(identity)

@@ -21,7 +21,14 @@ from broker.api import NO_STORE, RuntimeDep
 from broker.api import router as api_router
 from broker.audit import Audit
 from broker.config import Config, OidcIdp
-from broker.errors import BrokerError, InvalidParameter, MalformedRequest, RequestTooLarge
+from broker.errors import (
+    BrokerError,
+    InvalidParameter,
+    MalformedRequest,
+    MethodNotAllowed,
+    NotFound,
+    RequestTooLarge,
+)
 from broker.exchange import new_error_id
 from broker.oidc.jwks import JwksCache
 from broker.oidc.verify import OidcVerifier
@@ -233,12 +240,14 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> Re
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    err = MalformedRequest(str(exc.detail) if exc.status_code < 500 else "Request failed.")
-    response = problem(err, request.scope)
-    response.status_code = exc.status_code
-    if exc.headers:
-        response.headers.update(exc.headers)
-    return response
+    err: BrokerError
+    if exc.status_code == 404:
+        err = NotFound("There is nothing at this address.")
+    elif exc.status_code == 405:
+        err = MethodNotAllowed("This address does not take that method.", headers=exc.headers)
+    else:
+        err = MalformedRequest("The request could not be understood.", headers=exc.headers)
+    return problem(err, request.scope)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

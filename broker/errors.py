@@ -3,6 +3,7 @@
     BrokerError
     ├── BadRequest (400)
     │   ├── MalformedRequest, InvalidParameter
+    │   ├── NotFound (404), MethodNotAllowed (405)
     │   └── RequestTooLarge (413)
     ├── AuthenticationFailed (401)
     │   ├── InvalidToken, TokenTooLarge, InvalidSignature, AlgorithmNotAllowed,
@@ -73,6 +74,16 @@ class MalformedRequest(BadRequest):
 
 class InvalidParameter(BadRequest):
     pass
+
+
+class NotFound(BadRequest):
+    status = 404
+    title = "Not found"
+
+
+class MethodNotAllowed(BadRequest):
+    status = 405
+    title = "Method not allowed"
 
 
 class RequestTooLarge(BadRequest):

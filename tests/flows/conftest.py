@@ -50,8 +50,16 @@ def flow_config(issuer: str, sts_url: str, audit_path: Path, **idp: Any) -> Conf
                 "reader": {"arn": READER, "max_session_seconds": 7200},
             },
             "rules": [
-                {"name": "deployers", "when": {"claim": "team", "equals": "deploy"}, "grant": "deployer"},
-                {"name": "readers", "when": {"claim": "groups", "contains": "readers"}, "grant": "reader"},
+                {
+                    "name": "deployers",
+                    "when": {"claim": "team", "equals": "deploy"},
+                    "grant": "deployer",
+                },
+                {
+                    "name": "readers",
+                    "when": {"claim": "groups", "contains": "readers"},
+                    "grant": "reader",
+                },
                 {
                     "name": "no-contractors",
                     "when": {"claim": "groups", "contains": "contractors"},
@@ -59,7 +67,10 @@ def flow_config(issuer: str, sts_url: str, audit_path: Path, **idp: Any) -> Conf
                 },
                 {
                     "name": "groups-to-roles",
-                    "when": {"claim": "groups", "regex": r"aws-(?P<account>\d{12})-(?P<role>[\w+=,.@-]+)"},
+                    "when": {
+                        "claim": "groups",
+                        "regex": r"aws-(?P<account>\d{12})-(?P<role>[\w+=,.@-]+)",
+                    },
                     "grant": [{"arn": "arn:aws:iam::{account}:role/{role}"}],
                 },
             ],

@@ -22,7 +22,9 @@ from fastapi import FastAPI
 def serve_app(app: FastAPI) -> Iterator[str]:
     """Serve an ASGI app with uvicorn in a thread; yield its base URL."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on", access_log=False)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_config=None, lifespan="on", access_log=False
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -47,6 +49,10 @@ class LogCapture(logging.Handler):
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        # botocore at DEBUG logs signed requests; only the tests' own SDK clients (and the
+        # stand-in's console) use it here — the broker never does.
+        if record.name.startswith(("botocore", "boto3", "urllib3")):
+            return
         text = record.getMessage()
         if record.exc_info:
             text += logging.Formatter().formatException(record.exc_info)

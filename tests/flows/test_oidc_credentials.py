@@ -52,7 +52,9 @@ def test_token_becomes_credentials(flow: Flow, alg: str) -> None:
     assert call.role_arn == DEPLOYER
     assert call.session_name == "ci@example.com"
     assert call.duration_seconds == 3600
-    [event] = [e for e in flow.audit() if e.get("access_key_id") == body["Credentials"]["AccessKeyId"]]
+    [event] = [
+        e for e in flow.audit() if e.get("access_key_id") == body["Credentials"]["AccessKeyId"]
+    ]
     assert event["outcome"] == "granted"
     assert event["rule"] == "deployers"
     assert event["idp"] == "test"
@@ -70,7 +72,7 @@ def test_formats_and_duration(flow: Flow) -> None:
     r = creds_request(flow, token, format="env", duration_seconds=40000)
     assert r.status_code == 200
     assert r.text.startswith("export AWS_ACCESS_KEY_ID=ASIA")
-    flow.secrets.extend(line.split("=", 1)[1] for line in r.text.splitlines())
+    flow.secrets.extend(line.split("=", 1)[1] for line in r.text.splitlines()[1:3])
     assert flow.standin.calls[-1].duration_seconds == 3600  # clamped to the role's maximum
 
 
@@ -104,7 +106,9 @@ def test_roles_listing(flow: Flow) -> None:
     assert flow.standin.calls == []
 
 
-def test_botocore_container_provider(flow: Flow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_botocore_container_provider(
+    flow: Flow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(flow.token(DEPLOY))
     monkeypatch.setenv(
@@ -120,14 +124,21 @@ def test_botocore_container_provider(flow: Flow, tmp_path: Path, monkeypatch: py
     assert frozen.access_key.startswith("ASIA")
     # The credentials are real to the stand-in: a SigV4-signed call identifies the role.
     sts = boto3.client(
-        "sts", endpoint_url=flow.standin_url, region_name="us-east-1",
-        aws_access_key_id=frozen.access_key, aws_secret_access_key=frozen.secret_key,
+        "sts",
+        endpoint_url=flow.standin_url,
+        region_name="us-east-1",
+        aws_access_key_id=frozen.access_key,
+        aws_secret_access_key=frozen.secret_key,
         aws_session_token=frozen.token,
     )
-    assert sts.get_caller_identity()["Arn"].startswith("arn:aws:sts::111122223333:assumed-role/deployer/")
+    assert sts.get_caller_identity()["Arn"].startswith(
+        "arn:aws:sts::111122223333:assumed-role/deployer/"
+    )
 
 
-def test_botocore_credential_process(flow: Flow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_botocore_credential_process(
+    flow: Flow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(flow.token(DEPLOY))
     cache = tmp_path / "cache"
@@ -172,8 +183,14 @@ class Bad:
 
 def _claims(flow: Flow, **over: Any) -> dict[str, Any]:
     now = int(time.time())
-    base = {"iss": flow.provider.issuer, "aud": "sts.amazonaws.com", "sub": "attacker", "team": "deploy",
-            "iat": now, "exp": now + 300}
+    base = {
+        "iss": flow.provider.issuer,
+        "aud": "sts.amazonaws.com",
+        "sub": "attacker",
+        "team": "deploy",
+        "iat": now,
+        "exp": now + 300,
+    }
     base.update(over)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -185,50 +202,112 @@ def _bearer(token: str) -> dict[str, str]:
 def _forged(**over: Any) -> Callable[[Flow], dict[str, str]]:
     def make(flow: Flow) -> dict[str, str]:
         headers = over.pop("_headers", None)
-        return _bearer(forge(flow.provider.private_jwk("RS256"), _claims(flow, **over), headers=headers))
+        return _bearer(
+            forge(flow.provider.private_jwk("RS256"), _claims(flow, **over), headers=headers)
+        )
 
     return make
 
 
 BAD = [
-    Bad("alg-none", lambda f: _bearer(unsigned(_claims(f), {"alg": "none", "kid": f.provider.kid("RS256")})),
-        401, "AlgorithmNotAllowed"),
-    Bad("hs256-with-public-key",
-        lambda f: _bearer(hs256_with_public_key(f.provider.public_pem(), _claims(f), f.provider.kid("RS256"))),
-        401, "AlgorithmNotAllowed"),
-    Bad("expired", _forged(iat=int(time.time()) - 7200, exp=int(time.time()) - 3600), 401, "TokenExpired"),
+    Bad(
+        "alg-none",
+        lambda f: _bearer(unsigned(_claims(f), {"alg": "none", "kid": f.provider.kid("RS256")})),
+        401,
+        "AlgorithmNotAllowed",
+    ),
+    Bad(
+        "hs256-with-public-key",
+        lambda f: _bearer(
+            hs256_with_public_key(f.provider.public_pem(), _claims(f), f.provider.kid("RS256"))
+        ),
+        401,
+        "AlgorithmNotAllowed",
+    ),
+    Bad(
+        "expired",
+        _forged(iat=int(time.time()) - 7200, exp=int(time.time()) - 3600),
+        401,
+        "TokenExpired",
+    ),
     Bad("nbf-in-future", _forged(nbf=int(time.time()) + 3600), 401, "TokenNotYetValid"),
     Bad("iat-in-future", _forged(iat=int(time.time()) + 3600), 401, "TokenNotYetValid"),
-    Bad("wrong-iss", lambda f: _bearer(forge(f.provider.private_jwk("RS256"),
-                                             _claims(f, iss=f.provider.issuer + "/evil"))),
-        401, "UnknownIssuer"),
-    Bad("issuer-not-configured", lambda f: _bearer(forge(f.provider.private_jwk("RS256"),
-                                                         _claims(f, iss="https://evil.example"))),
-        401, "UnknownIssuer"),
+    Bad(
+        "wrong-iss",
+        lambda f: _bearer(
+            forge(f.provider.private_jwk("RS256"), _claims(f, iss=f.provider.issuer + "/evil"))
+        ),
+        401,
+        "UnknownIssuer",
+    ),
+    Bad(
+        "issuer-not-configured",
+        lambda f: _bearer(
+            forge(f.provider.private_jwk("RS256"), _claims(f, iss="https://evil.example"))
+        ),
+        401,
+        "UnknownIssuer",
+    ),
     Bad("wrong-aud", _forged(aud="https://someone-else"), 401, "InvalidAudience"),
     Bad("no-exp", _forged(exp=None), 401, "InvalidToken"),
     Bad("unknown-kid", _forged(_headers={"kid": "not-a-published-kid"}), 401, "UnknownSigningKey"),
-    Bad("unknown-crit", _forged(_headers={"crit": ["exp-ext"], "exp-ext": 1}), 401, "UnsupportedCriticalHeader"),
-    Bad("tampered-payload", lambda f: _bearer(_tamper(forge(f.provider.private_jwk("RS256"), _claims(f)))),
-        401, "InvalidSignature"),
+    Bad(
+        "unknown-crit",
+        _forged(_headers={"crit": ["exp-ext"], "exp-ext": 1}),
+        401,
+        "UnsupportedCriticalHeader",
+    ),
+    Bad(
+        "tampered-payload",
+        lambda f: _bearer(_tamper(forge(f.provider.private_jwk("RS256"), _claims(f)))),
+        401,
+        "InvalidSignature",
+    ),
     Bad("one-megabyte-token", lambda f: _bearer("a" * (1024 * 1024)), 401, "TokenTooLarge"),
     Bad("not-a-jwt", lambda f: _bearer("hello"), 401, "InvalidToken"),
     Bad("garbage-segments", lambda f: _bearer("e30.%%%%.x"), 401, "InvalidToken"),
     Bad("no-authorization", lambda f: {}, 401, "MissingToken"),
     Bad("basic-auth", lambda f: {"Authorization": "Basic dXNlcjpwYXNz"}, 401, "MissingToken"),
-    Bad("role-not-granted", lambda f: _bearer(f.token(DEPLOY)), 403, "RoleNotGranted",
-        (("role", "reader"),)),
-    Bad("deny-overrides-grant", lambda f: _bearer(f.token({"team": "deploy", "groups": ["contractors"]})),
-        403, "NoRoleGranted"),
-    Bad("bad-format", lambda f: _bearer(f.token(DEPLOY)), 400, "InvalidParameter", (("format", "xml"),)),
-    Bad("bad-duration", lambda f: _bearer(f.token(DEPLOY)), 400, "InvalidParameter",
-        (("duration_seconds", "60"),)),
+    Bad(
+        "role-not-granted",
+        lambda f: _bearer(f.token(DEPLOY)),
+        403,
+        "RoleNotGranted",
+        (("role", "reader"),),
+    ),
+    Bad(
+        "deny-overrides-grant",
+        lambda f: _bearer(f.token({"team": "deploy", "groups": ["contractors"]})),
+        403,
+        "NoRoleGranted",
+    ),
+    Bad(
+        "bad-format",
+        lambda f: _bearer(f.token(DEPLOY)),
+        400,
+        "InvalidParameter",
+        (("format", "xml"),),
+    ),
+    Bad(
+        "bad-duration",
+        lambda f: _bearer(f.token(DEPLOY)),
+        400,
+        "InvalidParameter",
+        (("duration_seconds", "60"),),
+    ),
 ]
 
 
 def _tamper(token: str) -> str:
+    """Keep the signature, swap in a payload that claims more."""
+    import base64
+    import json
+
     h, p, s = token.split(".")
-    return f"{h}.{p[:-4]}AAAA.{s}"
+    claims = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+    claims["groups"] = ["aws-111122223333-Admin"]
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{h}.{forged}.{s}"
 
 
 @pytest.mark.parametrize("case", BAD, ids=attrgetter("name"))
@@ -286,6 +365,7 @@ def test_jku_is_never_followed(flow: Flow) -> None:
         assert r.json()["code"] == "UnknownSigningKey"
     finally:
         server.shutdown()
+        server.server_close()
     assert hits == []
     assert flow.standin.calls == []
 

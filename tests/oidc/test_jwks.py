@@ -28,7 +28,9 @@ def idp(issuer: str, **over: object) -> OidcIdp:
 
 
 @pytest.mark.anyio
-async def test_flood_of_random_kids_costs_one_fetch_per_interval(oidc_provider: OidcProviderPeer) -> None:
+async def test_flood_of_random_kids_costs_one_fetch_per_interval(
+    oidc_provider: OidcProviderPeer,
+) -> None:
     clock = Clock()
     async with httpx.AsyncClient() as http:
         cache = JwksCache(idp(oidc_provider.issuer, jwks_min_refresh_seconds=60), http, clock=clock)
@@ -55,7 +57,9 @@ async def test_key_type_must_fit_the_algorithm(oidc_provider: OidcProviderPeer) 
         # The RSA key's kid presented with an EC algorithm is not that key.
         with pytest.raises(UnknownSigningKey):
             await cache.key(oidc_provider.kid("RS256"), "ES256")
-        assert (await cache.key(oidc_provider.kid("ES256"), "ES256")).kid == oidc_provider.kid("ES256")
+        assert (await cache.key(oidc_provider.kid("ES256"), "ES256")).kid == oidc_provider.kid(
+            "ES256"
+        )
 
 
 @pytest.mark.anyio
