@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -32,7 +31,7 @@ from broker.errors import (
 from broker.exchange import new_error_id
 from broker.oidc.jwks import JwksCache
 from broker.oidc.verify import OidcVerifier
-from broker.runtime import Runtime
+from broker.runtime import Runtime, StartupHook
 from broker.store import open_store
 from broker.sts import StsClient
 
@@ -40,14 +39,20 @@ log = logging.getLogger("broker")
 templates = Environment(
     loader=PackageLoader("broker", "templates"), autoescape=select_autoescape(), enable_async=False
 )
-# A front door that needs startup work (SAML metadata, session keys) registers here.
-StartupHook = Callable[[Runtime, FastAPI], Awaitable[None]]
 _KNOWN_ROUTES = frozenset(
     {"/v1/credentials", "/v1/container-credentials", "/v1/roles", "/healthz", "/readyz", "/metrics"}
 )
 
 
-def create_app(config: Config, *, startup_hooks: tuple[StartupHook, ...] = ()) -> FastAPI:
+def create_app(
+    config: Config,
+    *,
+    routers: tuple[APIRouter, ...] = (),
+    startup_hooks: tuple[StartupHook, ...] = (),
+) -> FastAPI:
+    """The OIDC API and probes are always on; other front doors (SAML, browser sessions)
+    come as routers plus startup hooks, see broker.frontdoors."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         http = httpx.AsyncClient(follow_redirects=False, timeout=5.0)
@@ -74,6 +79,8 @@ def create_app(config: Config, *, startup_hooks: tuple[StartupHook, ...] = ()) -
     )
     app.include_router(api_router)
     app.include_router(_ops_router())
+    for router in routers:
+        app.include_router(router)
     app.add_exception_handler(BrokerError, _broker_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
@@ -82,9 +89,7 @@ def create_app(config: Config, *, startup_hooks: tuple[StartupHook, ...] = ()) -
     return app
 
 
-def _ops_router() -> Any:
-    from fastapi import APIRouter
-
+def _ops_router() -> APIRouter:
     router = APIRouter()
 
     @router.get("/healthz")
@@ -266,8 +271,10 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` and multi-worker serving: config from $BROKER_CONFIG."""
+    from broker import frontdoors
     from broker.config import load_config
-    from broker.frontdoors import startup_hooks
 
     config = load_config()
-    return create_app(config, startup_hooks=startup_hooks(config))
+    return create_app(
+        config, routers=frontdoors.routers(config), startup_hooks=frontdoors.startup_hooks(config)
+    )

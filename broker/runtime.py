@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -13,6 +14,9 @@ from broker.config import Config
 from broker.oidc.verify import OidcVerifier
 from broker.store import Store
 from broker.sts import StsClient
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 class Metrics:
@@ -55,3 +59,7 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     # Filled by the SAML front door when any SAML IdP is configured.
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+# A front door that needs startup work (SAML metadata, session keys) registers one of these.
+StartupHook = Callable[[Runtime, "FastAPI"], Awaitable[None]]
