@@ -1,0 +1,76 @@
+"""The STS client's failure handling against the stand-in: timeouts, refusals, retry budget."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from broker.config import AwsSettings
+from broker.demo.aws import AwsStandIn, serve
+from broker.errors import StsRefused, StsUnavailable
+from broker.sts import StsClient
+
+ROLE = "arn:aws:iam::111122223333:role/deployer"
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+@pytest.mark.anyio
+async def test_unreachable_sts_is_unavailable_after_retries() -> None:
+    settings = AwsSettings(sts_endpoint=f"http://127.0.0.1:{closed_port()}", sts_max_attempts=3)
+    client = StsClient(settings, sleep=_no_sleep)
+    await client.start()
+    try:
+        with pytest.raises(StsUnavailable) as info:
+            await client.assume_role_with_web_identity(
+                role_arn=ROLE, token="x.y.z", session_name="ci", duration=900
+            )
+        assert info.value.headers["Retry-After"]
+        assert client.calls == 3
+    finally:
+        await client.close()
+
+
+@pytest.mark.anyio
+async def test_slow_sts_times_out_cleanly() -> None:
+    aws = AwsStandIn(latency_seconds=2.0)
+    with serve(aws) as url:
+        settings = AwsSettings(sts_endpoint=url, sts_timeout_seconds=0.2, sts_max_attempts=2)
+        client = StsClient(settings, sleep=_no_sleep)
+        await client.start()
+        try:
+            with pytest.raises(StsUnavailable):
+                await client.assume_role_with_web_identity(
+                    role_arn=ROLE, token="x.y.z", session_name="ci", duration=900
+                )
+        finally:
+            await client.close()
+
+
+@pytest.mark.anyio
+async def test_validation_errors_are_not_retried() -> None:
+    aws = AwsStandIn()
+    with serve(aws) as url:
+        client = StsClient(AwsSettings(sts_endpoint=url), sleep=_no_sleep)
+        await client.start()
+        try:
+            with pytest.raises(StsRefused) as info:
+                await client.assume_role_with_web_identity(
+                    role_arn="arn:aws:iam::111122223333:user/not-a-role",
+                    token="x.y.z",
+                    session_name="ci",
+                    duration=900,
+                )
+            assert client.calls == 1
+            assert info.value.extra["sts_code"]
+        finally:
+            await client.close()
