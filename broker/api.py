@@ -62,7 +62,7 @@ async def credentials(request: Request, rt: RuntimeDep) -> Response:
         duration = parse_duration(params.get("duration_seconds"))
         identity = await verified(rt, bearer(request))
         trail.identity(identity)
-        grant = choose(map_roles(identity, rt.config), params.get("role"))
+        grant = choose(map_roles(identity, rt.config), params.get("role"), rt.config.role_arns)
         trail.grant(grant)
         creds = await assume(rt, identity, grant, duration)
         trail.issued(creds)
@@ -76,7 +76,7 @@ async def container_credentials(
     async with audited(rt, "container-credentials", "oidc-api", client_address(request)) as trail:
         identity = await verified(rt, bearer(request, bare_allowed=True))
         trail.identity(identity)
-        grant = choose(map_roles(identity, rt.config), role)
+        grant = choose(map_roles(identity, rt.config), role, rt.config.role_arns)
         trail.grant(grant)
         creds = await assume(rt, identity, grant, None)
         trail.issued(creds)

@@ -106,8 +106,12 @@ def _explain(args: argparse.Namespace) -> int:
         if args.idp not in config.identity_providers:
             print(f"broker explain: no identity provider named {args.idp!r}", file=sys.stderr)
             return 2
-        with open(args.claims, encoding="utf-8") as f:
-            claims = json.load(f)
+        try:
+            with open(args.claims, encoding="utf-8") as f:
+                claims = json.load(f)
+        except (OSError, ValueError) as exc:
+            print(f"broker explain: cannot read --claims: {exc}", file=sys.stderr)
+            return 2
         if not isinstance(claims, dict):
             print("broker explain: the claims file must hold a JSON object", file=sys.stderr)
             return 2

@@ -323,9 +323,17 @@ class Config(Strict):
     @field_validator("accounts", mode="before")
     @classmethod
     def _account_keys(cls, v: Any) -> Any:
-        # YAML reads an unquoted 12-digit id as an int; accept it, keep leading zeros out of doubt.
+        # YAML reads an unquoted id as an int, and one with a leading 0 as octal: only an
+        # unambiguous 12-digit int is taken as is; anything else must be quoted.
         if isinstance(v, dict):
-            return {(f"{k:012d}" if isinstance(k, int) else k): a for k, a in v.items()}
+            out: dict[Any, Any] = {}
+            for k, a in v.items():
+                if isinstance(k, int) and not isinstance(k, bool):
+                    if not 10**11 <= k < 10**12:
+                        raise ValueError(f"account id {k} must be 12 digits; quote it in YAML")
+                    k = str(k)
+                out[k] = a
+            return out
         return v
 
     @model_validator(mode="after")
@@ -350,6 +358,10 @@ class Config(Strict):
         return self
 
     @cached_property
+    def role_arns(self) -> dict[str, str]:
+        return {name: role.arn for name, role in self.roles.items()}
+
+    @cached_property
     def role_names_by_arn(self) -> dict[str, str]:
         return {role.arn: name for name, role in self.roles.items()}
 
@@ -358,17 +370,58 @@ class Config(Strict):
         return acct.name if acct else None
 
 
+# Segments pydantic adds for union members: not keys anyone wrote.
+_UNION_PARTS = frozenset({"str", "GrantTemplate"})
+
+
+def _user_path(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for i, p in enumerate(loc):
+        text = str(p)
+        if text in _UNION_PARTS or text.startswith(("function-", "tagged-union")):
+            continue
+        # identity_providers.<name>.<type tag>: the tag is the discriminator, not a key.
+        if i == 2 and loc[0] == "identity_providers" and text in ("oidc", "saml"):
+            continue
+        parts.append(text)
+    return ".".join(parts)
+
+
 def _format_errors(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(
-            str(p) for p in err["loc"] if not str(p).startswith(("function-", "tagged-union"))
-        )
+    errors = exc.errors()
+    # For `str | GrantTemplate`, a mapping fails the str branch too: keep the useful error.
+    detailed = {_user_path(e["loc"]) for e in errors if e["loc"][-1:] != ("str",)}
+    lines: list[str] = []
+    for err in errors:
+        loc = _user_path(err["loc"])
+        if err["loc"][-1:] == ("str",) and any(p.startswith(loc) for p in detailed):
+            continue
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"  {loc or '(top level)'}: {msg}")
+        line = f"  {loc or '(top level)'}: {msg}"
+        if line not in lines:
+            lines.append(line)
     return "invalid configuration:\n" + "\n".join(lines)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+
+
+def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
 def parse_config(data: Any) -> Config:
@@ -389,8 +442,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     return parse_config(data)

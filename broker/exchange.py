@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,18 +28,28 @@ if TYPE_CHECKING:
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
 
-def choose(decision: Decision, wanted: str | None) -> RoleGrant:
-    """A role is granted only by a rule: the caller may pick among grants, never add one."""
+def choose(
+    decision: Decision, wanted: str | None, config_arn: Mapping[str, str] | None = None
+) -> RoleGrant:
+    """A role is granted only by a rule: the caller may pick among grants, never add one.
+    `config_arn` (role name → ARN) lets a refusal by name explain itself."""
+    config_arn = config_arn or {}
     if not decision.grants:
         raise NoRoleGranted(
             "No rule grants this identity any role.",
             extra={"refused": [{"role": r.arn, "reason": r.reason} for r in decision.refused]},
         )
     if wanted:
-        grant = decision.find(wanted)
-        if grant is not None:
-            return grant
-        why = next((r.reason for r in decision.refused if r.arn == wanted), None)
+        found = decision.find(wanted)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise RoleSelectionRequired(
+                f"Several accounts have a role named {wanted!r}; choose one by ARN.",
+                extra={"roles": [role_summary(g) for g in found]},
+            )
+        arn = config_arn.get(wanted, wanted)
+        why = next((r.reason for r in decision.refused if r.arn == arn), None)
         raise RoleNotGranted(
             f"The role {wanted!r} is not granted to this identity" + (f": {why}." if why else "."),
         )

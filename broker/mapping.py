@@ -44,12 +44,10 @@ class Decision:
     trace: tuple[RuleTrace, ...]
     refused: tuple[Refusal, ...]
 
-    def find(self, wanted: str) -> RoleGrant | None:
-        """A granted role by configured name or by ARN."""
-        for g in self.grants:
-            if wanted in (g.arn, g.name):
-                return g
-        return None
+    def find(self, wanted: str) -> tuple[RoleGrant, ...]:
+        """Granted roles by ARN, else by name (a name may exist in several accounts)."""
+        by_arn = tuple(g for g in self.grants if g.arn == wanted)
+        return by_arn or tuple(g for g in self.grants if g.name == wanted)
 
 
 def map_roles(identity: Identity, config: Config) -> Decision:
@@ -59,12 +57,13 @@ def map_roles(identity: Identity, config: Config) -> Decision:
     granted: dict[str, RoleGrant] = {}
     denied: dict[str, str] = {}  # arn or "*" → rule
     for rule in config.rules:
-        trace = _evaluate(rule, identity, config)
+        seconds: dict[str, int] = {}
+        trace = _evaluate(rule, identity, config, seconds)
         traces.append(trace)
         if not trace.matched:
             continue
         for arn in trace.granted:
-            granted.setdefault(arn, _grant(arn, rule.name, config, rule))
+            granted.setdefault(arn, _grant(arn, rule.name, config, seconds.get(arn, 3600)))
         for arn in trace.denied:
             denied.setdefault(arn, rule.name)
 
@@ -86,7 +85,7 @@ def map_roles(identity: Identity, config: Config) -> Decision:
                 g = granted[arn]
                 granted[arn] = _with_principal(g, principal)
             elif trust_signed:
-                granted[arn] = _with_principal(_grant(arn, SIGNED_BY_IDP, config, None), principal)
+                granted[arn] = _with_principal(_grant(arn, SIGNED_BY_IDP, config, 3600), principal)
             else:
                 refused.append(
                     Refusal(
@@ -105,7 +104,8 @@ def map_roles(identity: Identity, config: Config) -> Decision:
     return Decision(tuple(grants), tuple(traces), tuple(refused))
 
 
-def _evaluate(rule: Rule, identity: Identity, config: Config) -> RuleTrace:
+def _evaluate(rule: Rule, identity: Identity, config: Config, seconds: dict[str, int]) -> RuleTrace:
+    """One rule's verdict; `seconds` collects the session length of templated grants."""
     if rule.idp not in ("*", identity.idp):
         return RuleTrace(rule.name, False, False, f"rule is for IdP {rule.idp!r}")
     if rule.when is None:
@@ -115,8 +115,10 @@ def _evaluate(rule: Rule, identity: Identity, config: Config) -> RuleTrace:
     if not outcome.matched:
         return RuleTrace(rule.name, True, False, outcome.reason)
     notes: list[str] = []
-    grants = _targets(rule.grant, outcome.bindings, config, notes, deny=False)
-    denies = _targets(rule.deny, outcome.bindings, config, notes, deny=True)
+    grants = _targets(
+        rule.grant, outcome.bindings, config, notes, deny=False, template_seconds=seconds
+    )
+    denies = _targets(rule.deny, outcome.bindings, config, notes, deny=True, template_seconds={})
     reason = outcome.reason + "".join(f"; {n}" for n in notes)
     return RuleTrace(rule.name, True, True, reason, grants, denies)
 
@@ -128,6 +130,7 @@ def _targets(
     notes: list[str],
     *,
     deny: bool,
+    template_seconds: dict[str, int],
 ) -> tuple[str, ...]:
     arns: dict[str, None] = {}
     for item in items:
@@ -141,7 +144,13 @@ def _targets(
             arns[config.roles[item].arn] = None
         else:
             for b in bindings:
-                arn = item.arn.format_map(b)
+                try:
+                    arn = item.arn.format_map(b)
+                except KeyError as exc:  # an optional group that did not take part
+                    notes.append(
+                        f"template {item.arn!r} needs {exc.args[0]!r}, which this match did not bind"
+                    )
+                    continue
                 m = ROLE_ARN.fullmatch(arn)
                 if m is None:
                     notes.append(f"template produced {arn!r}, not a role ARN")
@@ -151,17 +160,14 @@ def _targets(
                     )
                 else:
                     arns[arn] = None
+                    template_seconds.setdefault(arn, item.max_session_seconds)
     return tuple(arns)
 
 
-def _grant(arn: str, rule_name: str, config: Config, rule: Rule | None) -> RoleGrant:
+def _grant(arn: str, rule_name: str, config: Config, seconds: int) -> RoleGrant:
+    """A configured role keeps its own settings; any other ARN gets `seconds`."""
     name, role = _configured(arn, config)
     if role is None:
-        seconds = 3600
-        if rule is not None:
-            seconds = next(
-                (t.max_session_seconds for t in rule.grant if isinstance(t, GrantTemplate)), 3600
-            )
         account = arn.split(":")[4]
         return RoleGrant(
             name=name,

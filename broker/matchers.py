@@ -57,8 +57,7 @@ class ClaimTest:
         values = _as_values(raw)
         if self.op == "contains":
             wanted = self.value if isinstance(self.value, list) else [self.value]
-            have = {self._norm(v) for v in values}
-            missing = [w for w in wanted if self._norm(w) not in have]
+            missing = [w for w in wanted if not any(self._same(v, w) for v in values)]
             if missing:
                 return Outcome(False, f"{self.claim} lacks {_show(missing)}")
             return Outcome(True, f"{self.claim} contains {_show(wanted)}", ({},))
@@ -87,11 +86,19 @@ class ClaimTest:
             return v.casefold()
         return v
 
+    def _same(self, claim: Any, wanted: Any) -> bool:
+        """Equality as JSON means it: true is not 1, and objects never equal scalars."""
+        if isinstance(claim, bool) != isinstance(wanted, bool):
+            return False
+        if not isinstance(claim, str | int | float):
+            return False
+        return bool(self._norm(claim) == self._norm(wanted))
+
     def _test(self, v: Any) -> Bindings | None:
         if self.op == "equals":
-            return {} if self._norm(v) == self._norm(self.value) else None
+            return {} if self._same(v, self.value) else None
         if self.op == "in":
-            return {} if self._norm(v) in {self._norm(x) for x in self.value} else None
+            return {} if any(self._same(v, x) for x in self.value) else None
         if not isinstance(v, str | int | float) or isinstance(v, bool):
             return None
         assert self.pattern is not None
@@ -155,7 +162,9 @@ def lookup(attributes: Mapping[str, Any], path: str) -> tuple[bool, Any]:
 def group_names(m: Matcher) -> set[str]:
     """Named regex groups a matcher can bind, for checking grant templates at load."""
     if isinstance(m, ClaimTest):
-        return set(m.pattern.groupindex) if m.op == "regex" and m.pattern else set()
+        if m.op != "regex" or m.pattern is None or m.each == "none":
+            return set()
+        return set(m.pattern.groupindex)
     if isinstance(m, Not):
         return set()
     if m.kind == "all":
