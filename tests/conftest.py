@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
@@ -12,7 +11,7 @@ pytest_plugins = ["tests.peers.oidc_provider"]
 
 
 @pytest.fixture(autouse=True)
-def _no_aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Remove AWS_* so nothing can pick up real credentials or endpoints."""
     for name in list(os.environ):
         if name.startswith("AWS_"):
@@ -20,7 +19,6 @@ def _no_aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    yield
 
 
 @pytest.fixture
