@@ -9,7 +9,10 @@
     │   ├── InvalidToken, TokenTooLarge, InvalidSignature, AlgorithmNotAllowed,
     │   │   UnsupportedCriticalHeader, UnknownIssuer, InvalidIssuer, InvalidAudience,
     │   │   TokenExpired, TokenNotYetValid, UnknownSigningKey, MissingToken
-    │   ├── InvalidAssertion, ReplayDetected, SessionExpired
+    │   ├── InvalidAssertion ─┬─ InvalidDestination, InvalidRecipient, InvalidSubjectConfirmation,
+    │   │                     ├─ InvalidRoleAttribute, InvalidSessionAttribute,
+    │   │                     └─ UnsolicitedResponse, UnknownInResponseTo
+    │   ├── ReplayDetected, SessionExpired
     │   └── StsInvalidIdentityToken, StsTokenExpired
     ├── AuthorizationFailed (403)
     │   ├── NoRoleGranted, RoleNotGranted, CsrfFailed, RedirectNotAllowed
@@ -150,6 +153,34 @@ class InvalidAssertion(AuthenticationFailed):
 
 class ReplayDetected(AuthenticationFailed):
     pass
+
+
+class InvalidRoleAttribute(InvalidAssertion):
+    """The Role attribute is missing or holds a value STS would not accept."""
+
+
+class InvalidSessionAttribute(InvalidAssertion):
+    """RoleSessionName, SessionDuration, SourceIdentity or session tags are malformed."""
+
+
+class InvalidDestination(InvalidAssertion):
+    """The Response's Destination is missing or is not exactly our ACS URL."""
+
+
+class InvalidRecipient(InvalidAssertion):
+    """SubjectConfirmationData's Recipient is missing or is not exactly our ACS URL."""
+
+
+class InvalidSubjectConfirmation(InvalidAssertion):
+    """The assertion's SubjectConfirmation is not one well-formed bearer confirmation."""
+
+
+class UnsolicitedResponse(InvalidAssertion):
+    """SAML Profiles §4.1.5: an unsolicited response from an IdP not allowed to send one."""
+
+
+class UnknownInResponseTo(InvalidAssertion):
+    """The response answers no AuthnRequest we sent (or one sent to another IdP)."""
 
 
 class SessionExpired(AuthenticationFailed):
