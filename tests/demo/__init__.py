@@ -1,0 +1,1 @@
+"""Tests for the demo/test-only AWS stand-in."""
