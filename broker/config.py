@@ -182,6 +182,10 @@ class SamlIdp(Strict):
     # Deprecated digests/signatures (SHA-1) are refused unless this is set for the IdP.
     allow_sha1: bool = False
     clock_skew_seconds: int = Field(60, ge=0, le=600)
+    # The IdP sends PrincipalTag:* / SourceIdentity attributes: trust policies then need
+    # sts:TagSession / sts:SetSourceIdentity (see `broker setup trust-policy`).
+    session_tags: bool = False
+    source_identity: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> SamlIdp:
@@ -338,23 +342,26 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Config:
+        problems: list[str] = []
         for name, role in self.roles.items():
             part = role.arn.split(":")[1]
             if part != self.aws.partition:
-                raise ValueError(
+                problems.append(
                     f"roles.{name}.arn is in partition {part}, but aws.partition is {self.aws.partition}"
                 )
         seen: set[str] = set()
         for i, rule in enumerate(self.rules):
             where = f"rules[{i}] ({rule.name})"
             if rule.name in seen:
-                raise ValueError(f"{where}: duplicate rule name")
+                problems.append(f"{where}: duplicate rule name")
             seen.add(rule.name)
             if rule.idp != "*" and rule.idp not in self.identity_providers:
-                raise ValueError(f"{where}.idp: no identity provider named {rule.idp!r}")
+                problems.append(f"{where}.idp: no identity provider named {rule.idp!r}")
             for item in (*rule.grant, *rule.deny):
                 if isinstance(item, str) and item != "*" and item not in self.roles:
-                    raise ValueError(f"{where}: no role named {item!r} in roles")
+                    problems.append(f"{where}: no role named {item!r} in roles")
+        if problems:  # all of them at once, so one edit-and-retry fixes everything
+            raise ValueError("\n  ".join(problems))
         return self
 
     @cached_property

@@ -21,6 +21,7 @@
     ├── UpstreamError (502)
     │   ├── StsRefused, IdpUnavailable (503), StsUnavailable (503), StsThrottled (503)
     │   └── FederationRefused
+    ├── SetupError (the setup helper's CLI only)
     └── ConfigError (startup only, never reaches a client)
 
 The client sees `code`, a human sentence (`detail`) and an `error_id`; anything more
@@ -248,6 +249,12 @@ class StsUnavailable(UpstreamError):
 
 class StsThrottled(UpstreamError):
     status = 503
+
+
+class SetupError(BrokerError):
+    """A setup-helper step failed (CLI only, never reaches a client)."""
+
+    title = "Setup failed"
 
 
 class ConfigError(BrokerError):

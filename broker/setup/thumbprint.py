@@ -1,0 +1,291 @@
+"""IAM OIDC thumbprints, taken from the certificate chain each server actually presents."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+
+from broker.setup import SetupError
+from broker.setup.fetch import FetchError, get_json
+
+Resolver = Callable[[str, int], list[str]]
+MAX_ADDRESSES = 8
+EXPIRY_WARNING = timedelta(days=30)
+IAM_NOTE = (
+    "IAM now verifies many OIDC IdPs against its library of trusted root CAs; there the "
+    "thumbprint is optional when creating the provider and is used only as a fallback."
+)
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    subject: str
+    issuer: str
+    not_before: datetime
+    not_after: datetime
+    sha1: str
+    der: bytes = field(repr=False)
+
+    @classmethod
+    def from_der(cls, der: bytes) -> CertInfo:
+        cert = x509.load_der_x509_certificate(der)
+        return cls(
+            subject=cert.subject.rfc4514_string(),
+            issuer=cert.issuer.rfc4514_string(),
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            # IAM's thumbprint: hex SHA-1 of the DER certificate, 40 lowercase characters.
+            sha1=hashlib.sha1(der, usedforsecurity=False).hexdigest(),
+            der=der,
+        )
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "not_before": self.not_before.isoformat(),
+            "not_after": self.not_after.isoformat(),
+            "sha1": self.sha1,
+        }
+
+
+@dataclass(frozen=True)
+class Probe:
+    address: str
+    chain: tuple[CertInfo, ...] = ()
+    error: str | None = None
+
+    @property
+    def thumbprint(self) -> str | None:
+        """AWS IAM user guide: the last certificate `openssl s_client -showcerts` shows."""
+        return self.chain[-1].sha1 if len(self.chain) >= 2 else None
+
+
+@dataclass
+class HostReport:
+    host: str
+    port: int
+    role: str  # "jwks_uri" or "issuer"
+    probes: list[Probe] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def thumbprints(self) -> list[str]:
+        return list(dict.fromkeys(p.thumbprint for p in self.probes if p.thumbprint))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "role": self.role,
+            "thumbprints": self.thumbprints,
+            "probes": [
+                {"address": p.address, "thumbprint": p.thumbprint, "error": p.error}
+                | {"chain": [c.to_json() for c in p.chain]}
+                for p in self.probes
+            ],
+            "errors": self.errors,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
+class ThumbprintReport:
+    issuer: str
+    jwks_uri: str | None = None
+    hosts: list[HostReport] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def thumbprints(self) -> list[str]:
+        """The jwks_uri host's thumbprints first: that is the host IAM's guide names."""
+        return list(dict.fromkeys(t for h in self.hosts for t in h.thumbprints))
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not any(h.errors for h in self.hosts) and bool(self.thumbprints)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "issuer": self.issuer,
+            "jwks_uri": self.jwks_uri,
+            "thumbprints": self.thumbprints,
+            "ok": self.ok,
+            "hosts": [h.to_json() for h in self.hosts],
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "note": IAM_NOTE,
+        }
+
+
+def presented_chain(address: str, port: int, server_name: str, timeout: float) -> tuple[bytes, ...]:
+    """DER certificates in the order the server sent them, leaf first.
+
+    getpeercert() gives only the leaf, and get_verified_chain() ends at the local trust
+    store's root; IAM wants what the server presents. CPython 3.13 made
+    SSLSocket.get_unverified_chain() public; 3.10-3.12 have it on the private _sslobj.
+    Verification is off on purpose: the chain must be captured even when untrusted here.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    with (
+        socket.create_connection((address, port), timeout=timeout) as raw,
+        ctx.wrap_socket(raw, server_hostname=server_name) as tls,
+    ):
+        public = getattr(tls, "get_unverified_chain", None)
+        if public is not None:
+            return tuple(public())
+        private = getattr(getattr(tls, "_sslobj", None), "get_unverified_chain", None)
+        if private is None:
+            raise SetupError("this Python cannot report a server's presented chain (need 3.10+)")
+        return tuple(c.public_bytes(ssl._ssl.ENCODING_DER) for c in private() or ())  # type: ignore[attr-defined]
+
+
+def resolve(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def probe_host(
+    host: str, port: int, role: str, *, timeout: float, resolver: Resolver = resolve, now: datetime
+) -> HostReport:
+    """Probe every address `host` resolves to and compare what each presents."""
+    report = HostReport(host, port, role)
+    try:
+        addresses = resolver(host, port)
+    except OSError as exc:
+        report.errors.append(f"{host}: cannot resolve: {exc.strerror or exc}")
+        return report
+    if len(addresses) > MAX_ADDRESSES:
+        report.warnings.append(
+            f"{host} resolves to {len(addresses)} addresses; probed the first {MAX_ADDRESSES}"
+        )
+    for address in addresses[:MAX_ADDRESSES]:
+        report.probes.append(_probe(address, host, port, timeout))
+    good = [p for p in report.probes if p.error is None]
+    for p in report.probes:
+        if p.error is not None:
+            (report.warnings if good else report.errors).append(f"{host} at {p.address}: {p.error}")
+    for p in good:
+        _check_chain(p, host, report, now)
+    if len(report.thumbprints) > 1:
+        detail = ", ".join(f"{p.address} → {p.thumbprint}" for p in good if p.thumbprint)
+        report.warnings.append(
+            f"{host}'s addresses present different top certificates ({detail}); "
+            "register every thumbprint (IAM allows 5) or find out why they differ"
+        )
+    return report
+
+
+def _probe(address: str, host: str, port: int, timeout: float) -> Probe:
+    try:
+        ders = presented_chain(address, port, host, timeout)
+    except TimeoutError:
+        return Probe(address, error=f"no TLS handshake within {timeout:g}s")
+    except ssl.SSLError as exc:
+        return Probe(address, error=f"TLS handshake failed: {exc.reason or exc}")
+    except OSError as exc:
+        return Probe(address, error=f"cannot connect: {exc.strerror or exc}")
+    try:
+        chain = tuple(CertInfo.from_der(d) for d in ders)
+    except ValueError:
+        return Probe(address, error="the server sent a certificate that does not parse")
+    if not chain:
+        return Probe(address, error="the server presented no certificate")
+    return Probe(address, chain)
+
+
+def _check_chain(p: Probe, host: str, report: HostReport, now: datetime) -> None:
+    if len(p.chain) == 1:
+        report.errors.append(
+            f"{host} at {p.address} presents only its own certificate ({p.chain[0].subject}), "
+            "no intermediate CA. IAM's thumbprint is the top certificate the server sends, so "
+            "none is taken: configure the server to send its intermediate chain."
+        )
+    for a, b in zip(p.chain, p.chain[1:], strict=False):
+        if a.issuer != b.subject:
+            report.warnings.append(
+                f"{host} at {p.address}: chain out of order: {a.subject} is not issued by {b.subject}"
+            )
+    for c in p.chain:
+        if c.not_after <= now:
+            report.errors.append(f"{host}: certificate {c.subject} expired {c.not_after:%Y-%m-%d}")
+        elif c.not_after - now < EXPIRY_WARNING:
+            report.warnings.append(
+                f"{host}: certificate {c.subject} expires {c.not_after:%Y-%m-%d}"
+            )
+
+
+def endpoint(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise SetupError(f"{url}: IAM requires an https URL")
+    return parts.hostname, parts.port or 443
+
+
+def thumbprint(
+    issuer: str,
+    *,
+    timeout: float = 5.0,
+    ca_file: str | None = None,
+    resolver: Resolver = resolve,
+    now: datetime | None = None,
+) -> ThumbprintReport:
+    """Discover `issuer`'s jwks_uri and take the thumbprint of each host involved."""
+    now = now or datetime.now(UTC)
+    issuer = issuer.rstrip("/")
+    report = ThumbprintReport(issuer)
+    try:
+        issuer_host = endpoint(issuer)
+    except SetupError as exc:
+        report.errors.append(exc.detail)
+        return report
+    try:
+        doc = get_json(
+            f"{issuer}/.well-known/openid-configuration", timeout=timeout, ca_file=ca_file
+        )
+    except FetchError as exc:
+        report.errors.append(exc.detail)
+        # Still show what the issuer presents: a missing intermediate is the usual reason.
+        host, port = issuer_host
+        report.hosts.append(
+            probe_host(host, port, "issuer", timeout=timeout, resolver=resolver, now=now)
+        )
+        return report
+    if str(doc.get("issuer", "")).rstrip("/") != issuer:
+        report.warnings.append(
+            f"the discovery document names issuer {doc.get('issuer')!r}; tokens will carry that, "
+            f"not {issuer!r}"
+        )
+    jwks_uri = doc.get("jwks_uri")
+    if not isinstance(jwks_uri, str):
+        report.errors.append("the discovery document has no jwks_uri")
+        return report
+    report.jwks_uri = jwks_uri
+    try:
+        jwks_host = endpoint(jwks_uri)
+    except SetupError as exc:
+        report.errors.append(f"jwks_uri: {exc.detail}")
+        return report
+    targets: Sequence[tuple[tuple[str, int], str]] = [(jwks_host, "jwks_uri")]
+    if issuer_host != jwks_host:
+        targets = [*targets, (issuer_host, "issuer")]
+    for (host, port), role in targets:
+        report.hosts.append(
+            probe_host(host, port, role, timeout=timeout, resolver=resolver, now=now)
+        )
+    if urlsplit(issuer).port is not None:
+        report.warnings.append("IAM does not accept an issuer URL with a port")
+    return report
