@@ -76,6 +76,8 @@ class ServerSettings(Strict):
     max_body_bytes: int = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
     # Browser session lifetime cap; the assertion's own lifetime may shorten it.
     session_max_seconds: int = Field(8 * 3600, ge=60, le=43200)
+    # Exactly one role granted and no deep link: skip the role picker, open the console.
+    single_role_direct: bool = True
 
     @field_validator("base_url")
     @classmethod

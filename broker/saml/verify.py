@@ -173,20 +173,12 @@ class SamlVerifier:
                 "The SAML response answers no sign-in request of ours.",
                 log_detail="InResponseTo already used",
             )
-        aws = verified.aws
-        return Identity(
-            protocol="saml",
-            idp=rt.name,
-            issuer=rt.entity_id,
-            subject=verified.subject,
-            attributes=verified.attributes,
-            expires_at=c.expires_at,
-            proof=saml_response,
-            signed_roles=aws.roles,
-            session_name=aws.session_name,
-            session_duration=aws.session_duration,
-            session_not_on_or_after=c.session_not_on_or_after,
-        )
+        return _identity(verified, saml_response)
+
+    def verify_document(self, saml_response: str, *, now: datetime) -> Identity:
+        """The document checks alone, for `broker explain`: no replay cache and no
+        InResponseTo, since a saved copy is explained offline and grants nothing."""
+        return _identity(self._verify_sync(saml_response, now), saml_response)
 
     async def _solicited_by(self, rt: SamlIdpRuntime, irt: str | None) -> str | None:
         """SAML Profiles §4.1.4.2/§4.1.5: InResponseTo must name a request we sent to this
@@ -261,3 +253,20 @@ class SamlVerifier:
         attributes = read_attributes(checked.assertion)
         aws = parse_aws(attributes, self._partition)
         return _Verified(rt, checked, subject, attributes, aws)
+
+
+def _identity(verified: _Verified, saml_response: str) -> Identity:
+    c, aws = verified.checked, verified.aws
+    return Identity(
+        protocol="saml",
+        idp=verified.runtime.name,
+        issuer=verified.runtime.entity_id,
+        subject=verified.subject,
+        attributes=verified.attributes,
+        expires_at=c.expires_at,
+        proof=saml_response,
+        signed_roles=aws.roles,
+        session_name=aws.session_name,
+        session_duration=aws.session_duration,
+        session_not_on_or_after=c.session_not_on_or_after,
+    )

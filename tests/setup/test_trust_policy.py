@@ -360,3 +360,35 @@ REGEXES = [
 @pytest.mark.parametrize(("name", "pattern", "expected"), REGEXES, ids=[r[0] for r in REGEXES])
 def test_regex_translation(name: str, pattern: str, expected: Any) -> None:
     assert regex_tokens(pattern) == expected
+
+
+def test_saml_idp_config_asks_for_tag_and_source_identity_actions(tmp_path: Path) -> None:
+    """`session_tags` / `source_identity` on the IdP add the STS actions they need."""
+    from broker.config import parse_config
+    from broker.setup.trust_policy import trust_policy
+
+    config = parse_config(
+        {
+            "server": {"base_url": "https://broker.example.com"},
+            "identity_providers": {
+                "okta": {
+                    "type": "saml",
+                    "entity_id": "http://www.okta.com/x",
+                    "certificates": ["MIIB"],
+                    "session_tags": True,
+                    "source_identity": True,
+                }
+            },
+            "roles": {"admin": {"arn": "arn:aws:iam::111122223333:role/Admin"}},
+            "rules": [{"name": "all", "idp": "okta", "grant": "admin"}],
+        }
+    )
+    [statement] = trust_policy(config, "admin").document["Statement"]
+    assert statement["Action"] == [
+        "sts:AssumeRoleWithSAML",
+        "sts:TagSession",
+        "sts:SetSourceIdentity",
+    ]
+    assert statement["Condition"] == {
+        "StringEquals": {"SAML:aud": "https://broker.example.com/saml/acs"}
+    }

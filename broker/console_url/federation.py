@@ -1,0 +1,167 @@
+"""The AWS console sign-in: allow-listed destination, getSigninToken, then the Action=login URL."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import datetime
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+
+from broker.config import MAX_SESSION_SECONDS, MIN_SESSION_SECONDS, AwsSettings
+from broker.errors import FederationRefused, InvalidParameter, RedirectNotAllowed
+from broker.identity import Credentials, Identity, RoleGrant
+
+CONSOLE_HOSTS = {
+    "aws": "console.aws.amazon.com",
+    "aws-us-gov": "console.amazonaws-us-gov.com",
+    "aws-cn": "console.amazonaws.cn",
+}
+# Shortcut → console path. Global services (IAM) ignore the region parameter.
+SERVICES = {
+    "console": "console/home",
+    "s3": "s3/home",
+    "ec2": "ec2/home",
+    "iam": "iam/home",
+    "lambda": "lambda/home",
+    "cloudwatch": "cloudwatch/home",
+    "cloudformation": "cloudformation/home",
+    "cloudtrail": "cloudtrail/home",
+    "dynamodb": "dynamodbv2/home",
+    "rds": "rds/home",
+    "vpc": "vpc/home",
+    "ecs": "ecs/home",
+    "eks": "eks/home",
+    "sqs": "sqs/v3/home",
+    "sns": "sns/v3/home",
+    "kms": "kms/home",
+    "secretsmanager": "secretsmanager/home",
+    "billing": "billing/home",
+}
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+_GET_TOKEN_TIMEOUT = 10.0
+
+
+class _HideFederationQuery(logging.Filter):
+    """httpx logs each request URL at INFO; the getSigninToken URL carries credentials. Drop
+    the query of any logged federation URL, whatever level the logger is set to."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            str(a).startswith(self.prefix) for a in record.args
+        ):
+            record.args = tuple(
+                str(a).split("?", 1)[0] + "?[redacted]" if str(a).startswith(self.prefix) else a
+                for a in record.args
+            )
+        return True
+
+
+def hide_federation_urls(aws: AwsSettings) -> None:
+    """Install the filter on httpx's logger once per federation endpoint (idempotent)."""
+    logger = logging.getLogger("httpx")
+    prefix = aws.federation_url()
+    if not any(isinstance(f, _HideFederationQuery) and f.prefix == prefix for f in logger.filters):
+        logger.addFilter(_HideFederationQuery(prefix))
+
+
+def destination_url(partition: str, destination: str | None, region: str | None) -> str:
+    """Redirects go only to allow-listed destinations (DESIGN.md): a service shortcut, a path
+    on the partition's console host, or an https URL on that host or a regional subdomain."""
+    host = CONSOLE_HOSTS[partition]
+    if region is not None and region != "" and not REGION.fullmatch(region):
+        raise InvalidParameter("region is not an AWS region name.")
+    dest = (destination or "console").strip()
+    if dest.lower() in SERVICES:
+        url = f"https://{host}/{SERVICES[dest.lower()]}"
+    elif dest.startswith("/") and not dest.startswith("//") and "\\" not in dest:
+        url = f"https://{host}{dest}"
+    elif _on_console_host(dest, host):
+        url = dest
+    else:
+        raise RedirectNotAllowed(
+            "That destination is not an AWS console page.",
+            log_detail=f"destination refused for partition {partition}",
+        )
+    if region and "region=" not in (urlsplit(url).query or ""):
+        url += ("&" if "?" in url else "?") + urlencode({"region": region})
+    return url
+
+
+def _on_console_host(url: str, host: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    name = (parts.hostname or "").lower()
+    return (
+        parts.scheme == "https"
+        and parts.username is None
+        and parts.password is None
+        and port in (None, 443)
+        and (name == host or name.endswith("." + host))
+        and "\\" not in url
+    )
+
+
+def session_duration(identity: Identity, grant: RoleGrant, now: datetime) -> int:
+    """min(SessionDuration attribute, SessionNotOnOrAfter, role maximum, 43200), floored at the
+    federation endpoint's 900."""
+    limits = [grant.max_session_seconds, MAX_SESSION_SECONDS]
+    if identity.session_duration is not None:
+        limits.append(identity.session_duration)
+    if identity.session_not_on_or_after is not None:
+        limits.append(int((identity.session_not_on_or_after - now).total_seconds()))
+    return max(MIN_SESSION_SECONDS, min(limits))
+
+
+async def signin_url(
+    http: httpx.AsyncClient,
+    aws: AwsSettings,
+    creds: Credentials,
+    *,
+    issuer: str,
+    destination: str,
+    duration: int | None,
+) -> str:
+    """getSigninToken (SessionDuration only for AssumeRoleWith* credentials, which is all the
+    broker issues), then the login URL. The sign-in token lives ~15 minutes: mint per click."""
+    endpoint = aws.federation_url()
+    session = {
+        "sessionId": creds.access_key_id,
+        "sessionKey": creds.secret_access_key,
+        "sessionToken": creds.session_token,
+    }
+    params = {"Action": "getSigninToken", "Session": json.dumps(session)}
+    if duration is not None:
+        params["SessionDuration"] = str(duration)
+    try:
+        resp = await http.get(endpoint, params=params, timeout=_GET_TOKEN_TIMEOUT)
+    except httpx.HTTPError as exc:
+        raise FederationRefused(
+            "The AWS sign-in service could not be reached; try again.",
+            log_detail=f"getSigninToken transport error {type(exc).__name__}",
+        ) from None
+    token = None
+    if resp.status_code == 200:
+        try:
+            body = resp.json()
+            token = body.get("SigninToken") if isinstance(body, dict) else None
+        except ValueError:
+            token = None
+    if not isinstance(token, str) or not token:
+        raise FederationRefused(
+            "The AWS sign-in service refused the console session.",
+            log_detail=f"getSigninToken status={resp.status_code}",
+        )
+    query = urlencode(
+        {"Action": "login", "Issuer": issuer, "Destination": destination, "SigninToken": token}
+    )
+    return f"{endpoint}?{query}"

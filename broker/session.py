@@ -1,0 +1,179 @@
+"""Browser sessions: a signed cookie naming a server-side record that holds the verified Identity."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import secrets
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from broker.config import ServerSettings
+from broker.errors import CsrfFailed, SessionExpired
+from broker.identity import Identity, SignedRole
+from broker.store import Store
+
+log = logging.getLogger(__name__)
+COOKIE = "broker_session"
+SESSION_KEY = "session:{}"
+EXTRAS_KEY = "sessions"
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSession:
+    """What the store holds for one signed-in browser; the cookie carries only the signed id."""
+
+    id: str
+    csrf: str
+    identity: Identity
+    expires_at: datetime
+    last_role: str | None = None
+
+    def check_csrf(self, token: str | None) -> None:
+        """OWASP CSRF cheat sheet (synchronizer token): every state-changing POST carries it."""
+        if not token or not hmac.compare_digest(token.encode(), self.csrf.encode()):
+            raise CsrfFailed("The form is missing its security token; reload the page.")
+
+
+def server_secret(server: ServerSettings) -> bytes:
+    """The configured secret, else a random one: sessions then end when the process does and
+    are not shared between replicas, so say so loudly."""
+    secret = server.secret()
+    if secret:
+        return secret
+    log.warning(
+        "server.session_secret is not set: using a random one; browser sessions will not "
+        "survive a restart or work across replicas"
+    )
+    return secrets.token_bytes(32)
+
+
+class SessionManager:
+    def __init__(
+        self, store: Store, secret: bytes, *, max_seconds: int, secure: bool, cookie: str = COOKIE
+    ) -> None:
+        self._store = store
+        self._signer = URLSafeTimedSerializer(secret, salt="broker.session")
+        self._max = max_seconds
+        self._secure = secure
+        self.cookie = cookie
+
+    def lifetime(self, identity: Identity, now: datetime) -> float:
+        """No longer than the assertion allows (its expiry and SessionNotOnOrAfter) and no
+        longer than server.session_max_seconds."""
+        limits = [float(self._max), (identity.expires_at - now).total_seconds()]
+        if identity.session_not_on_or_after is not None:
+            limits.append((identity.session_not_on_or_after - now).total_seconds())
+        return min(limits)
+
+    async def create(self, identity: Identity, now: datetime) -> tuple[str, BrowserSession]:
+        ttl = self.lifetime(identity, now)
+        if ttl <= 0:
+            raise SessionExpired("The sign-in has already expired; sign in again.")
+        sid = secrets.token_urlsafe(32)
+        expires = datetime.fromtimestamp(now.timestamp() + ttl, UTC)
+        session = BrowserSession(sid, secrets.token_urlsafe(32), identity, expires)
+        await self._save(session, now)
+        return self._signer.dumps(sid), session
+
+    async def load(self, request: Request, now: datetime) -> BrowserSession | None:
+        raw = request.cookies.get(self.cookie)
+        if not raw:
+            return None
+        try:
+            sid = self._signer.loads(raw, max_age=self._max)
+        except BadSignature:
+            return None
+        if not isinstance(sid, str):
+            return None
+        data = await self._store.get(SESSION_KEY.format(sid))
+        if data is None:
+            return None
+        session = _decode(sid, data)
+        return session if session.expires_at > now else None
+
+    async def require(self, request: Request, now: datetime) -> BrowserSession:
+        session = await self.load(request, now)
+        if session is None:
+            raise SessionExpired("Your sign-in has expired; sign in again.")
+        return session
+
+    async def remember_role(self, session: BrowserSession, role: str, now: datetime) -> None:
+        if session.last_role != role:
+            await self._save(replace(session, last_role=role), now)
+
+    async def destroy(self, session: BrowserSession) -> None:
+        await self._store.delete(SESSION_KEY.format(session.id))
+
+    def set_cookie(self, response: Response, value: str, session: BrowserSession) -> None:
+        now = datetime.now(UTC)
+        response.set_cookie(
+            self.cookie,
+            value,
+            max_age=max(1, int((session.expires_at - now).total_seconds())),
+            path="/",
+            secure=self._secure,
+            httponly=True,
+            samesite="lax",
+        )
+
+    def clear_cookie(self, response: Response) -> None:
+        response.delete_cookie(
+            self.cookie, path="/", secure=self._secure, httponly=True, samesite="lax"
+        )
+
+    async def _save(self, session: BrowserSession, now: datetime) -> None:
+        ttl = (session.expires_at - now).total_seconds()
+        if ttl > 0:
+            await self._store.put(SESSION_KEY.format(session.id), _encode(session), ttl)
+
+
+def _encode(s: BrowserSession) -> bytes:
+    i = s.identity
+    nooa = i.session_not_on_or_after
+    doc: dict[str, Any] = {
+        "csrf": s.csrf,
+        "expires_at": s.expires_at.timestamp(),
+        "last_role": s.last_role,
+        "identity": {
+            "protocol": i.protocol,
+            "idp": i.idp,
+            "issuer": i.issuer,
+            "subject": i.subject,
+            "attributes": dict(i.attributes),
+            "expires_at": i.expires_at.timestamp(),
+            "proof": i.proof,
+            "signed_roles": [[r.role_arn, r.principal_arn] for r in i.signed_roles],
+            "session_name": i.session_name,
+            "session_duration": i.session_duration,
+            "session_not_on_or_after": None if nooa is None else nooa.timestamp(),
+        },
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _decode(sid: str, data: bytes) -> BrowserSession:
+    doc = json.loads(data)
+    i = doc["identity"]
+    nooa = i["session_not_on_or_after"]
+    identity = Identity(
+        protocol=i["protocol"],
+        idp=i["idp"],
+        issuer=i["issuer"],
+        subject=i["subject"],
+        attributes=i["attributes"],
+        expires_at=datetime.fromtimestamp(i["expires_at"], UTC),
+        proof=i["proof"],
+        signed_roles=tuple(SignedRole(r, p) for r, p in i["signed_roles"]),
+        session_name=i["session_name"],
+        session_duration=i["session_duration"],
+        session_not_on_or_after=None if nooa is None else datetime.fromtimestamp(nooa, UTC),
+    )
+    return BrowserSession(
+        sid, doc["csrf"], identity, datetime.fromtimestamp(doc["expires_at"], UTC), doc["last_role"]
+    )

@@ -1,0 +1,71 @@
+"""The employee in a real browser: IdP page → picker → filter → Console → the AWS console."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import screenshot
+from tests.flows.test_saml_console import SamlWorld
+
+pytestmark = pytest.mark.browser
+
+
+def test_idp_initiated_picker_filter_and_console(
+    page: Page, idp_world: tuple[SamlWorld, str]
+) -> None:
+    world, idp_url = idp_world
+    page.goto(idp_url + "/portal")
+    expect(page.locator("h1")).to_have_text("AWS accounts")
+    expect(page.locator("section.account h2")).to_have_count(2)
+    expect(page.locator("section.account").first).to_contain_text("Analytics")
+    expect(page.locator("#filter")).to_be_focused()
+    screenshot(page, "picker")
+
+    page.locator("#filter").press_sequentially("analy")
+    expect(page.locator("li.role:visible")).to_have_count(1)
+    expect(page.locator("section.account:visible h2")).to_contain_text("Analytics")
+    screenshot(page, "picker-filtered")
+
+    page.locator("li.role:visible").get_by_role(
+        "button", name=re.compile("^Open the console")
+    ).click()
+    expect(page.locator("#caller-arn")).to_contain_text(
+        "arn:aws:sts::444455556666:assumed-role/reader/"
+    )
+    screenshot(page, "console")
+    assert [c.role_arn for c in world.sts_calls()][-1].endswith(":role/reader")
+
+
+def test_keyboard_only_filter_and_enter(page: Page, idp_world: tuple[SamlWorld, str]) -> None:
+    _, idp_url = idp_world
+    page.goto(idp_url + "/portal")
+    page.keyboard.type("deployer")
+    expect(page.locator("li.role:visible")).to_have_count(1)
+    page.keyboard.press("Enter")
+    expect(page.locator("#caller-arn")).to_contain_text("assumed-role/deployer/")
+
+
+def test_deep_link_goes_through_sp_initiated_login(
+    page: Page, idp_world: tuple[SamlWorld, str]
+) -> None:
+    world, _ = idp_world
+    page.goto(world.url + "/console?role=admin&destination=s3&region=eu-central-1")
+    expect(page.locator("#caller-arn")).to_contain_text(
+        "arn:aws:sts::111122223333:assumed-role/admin/"
+    )
+    expect(page.locator("#destination")).to_have_text(
+        "https://console.aws.amazon.com/s3/home?region=eu-central-1"
+    )
+    screenshot(page, "deep-link-console")
+
+
+def test_command_line_credentials_page(page: Page, idp_world: tuple[SamlWorld, str]) -> None:
+    _, idp_url = idp_world
+    page.goto(idp_url + "/portal")
+    row = page.locator("li.role", has_text="admin")
+    row.get_by_role("button", name=re.compile("^Command-line")).click()
+    expect(page.locator("#env")).to_contain_text("export AWS_ACCESS_KEY_ID=")
+    expect(page.locator("#credential-process-config")).to_contain_text("credential_process")
