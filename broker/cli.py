@@ -45,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--no-cache", action="store_true")
     cp.set_defaults(func=_credential_process)
 
+    demo = sub.add_parser(
+        "demo", help="try the broker on this machine: demo IdP, demo CI issuer, AWS stand-in"
+    )
+    demo.add_argument("--port", type=int, default=8080, help="the broker's port (default 8080)")
+    demo.add_argument("--open", action="store_true", help="open the sign-in page in a browser")
+    demo.set_defaults(func=_demo)
+
     from broker.setup.cli import add_commands as add_setup_commands
 
     add_setup_commands(sub)
@@ -154,6 +161,13 @@ def _explain(args: argparse.Namespace) -> int:
         for ref in decision.refused:
             print(f"  {ref.arn}: {ref.reason}")
     return 0 if decision.grants else 1
+
+
+def _demo(args: argparse.Namespace) -> int:
+    # Imported only here: nothing but `broker demo` ever loads the stand-ins.
+    from broker.demo.run import run_demo
+
+    return run_demo(port=args.port, open_browser=args.open)
 
 
 def _credential_process(args: argparse.Namespace) -> int:
