@@ -19,7 +19,8 @@
     │   └── StsAccessDenied
     ├── RoleSelectionRequired (409)
     ├── UpstreamError (502)
-    │   ├── StsRefused, IdpUnavailable (503), StsUnavailable (503), StsThrottled (503)
+    │   ├── StsRefused, IdpUnavailable (503), StsUnavailable (503), StsThrottled (503),
+    │   │   StoreUnavailable (503)
     │   └── FederationRefused
     ├── SetupError (the setup helper's CLI only)
     └── ConfigError (startup only, never reaches a client)
@@ -248,6 +249,10 @@ class StsUnavailable(UpstreamError):
 
 
 class StsThrottled(UpstreamError):
+    status = 503
+
+
+class StoreUnavailable(UpstreamError):
     status = 503
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Protocol
 
 from broker.config import StoreSettings
+from broker.errors import StoreUnavailable
 
 
 class Store(Protocol):
@@ -90,7 +92,8 @@ class MemoryStore:
 
 
 class RedisStore:
-    """Shared by every replica: SET NX for replay, GETDEL for one-time values."""
+    """Shared by every replica: SET NX for replay, GETDEL for one-time values. When Redis is
+    down, requests that need it fail closed with 503 (never a replay let through)."""
 
     def __init__(self, url: str, prefix: str) -> None:
         import redis.asyncio as redis  # imported here: memory-only deployments never need it
@@ -102,21 +105,28 @@ class RedisStore:
         return self._prefix + key
 
     async def add(self, key: str, value: bytes, ttl: float) -> bool:
-        return bool(await self._redis.set(self._k(key), value, px=max(1, int(ttl * 1000)), nx=True))
+        async with _unavailable():
+            return bool(
+                await self._redis.set(self._k(key), value, px=max(1, int(ttl * 1000)), nx=True)
+            )
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
-        await self._redis.set(self._k(key), value, px=max(1, int(ttl * 1000)))
+        async with _unavailable():
+            await self._redis.set(self._k(key), value, px=max(1, int(ttl * 1000)))
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._redis.get(self._k(key))
+        async with _unavailable():
+            value = await self._redis.get(self._k(key))
         return None if value is None else _bytes(value)
 
     async def take(self, key: str) -> bytes | None:
-        value = await self._redis.getdel(self._k(key))
+        async with _unavailable():
+            value = await self._redis.getdel(self._k(key))
         return None if value is None else _bytes(value)
 
     async def delete(self, key: str) -> None:
-        await self._redis.delete(self._k(key))
+        async with _unavailable():
+            await self._redis.delete(self._k(key))
 
     async def ping(self) -> bool:
         try:
@@ -126,6 +136,20 @@ class RedisStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+@asynccontextmanager
+async def _unavailable() -> AsyncIterator[None]:
+    from redis.exceptions import RedisError
+
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(
+            "The broker's session store is unavailable; try again shortly.",
+            log_detail=f"redis: {type(exc).__name__}",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
 def _bytes(value: bytes | str) -> bytes:

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-# Real peers, shared by every test module: panva's oidc-provider on loopback.
-pytest_plugins = ["tests.peers.oidc_provider"]
+# Real peers, shared by every test module: panva's oidc-provider and redis-server on loopback.
+pytest_plugins = ["tests.peers.oidc_provider", "tests.peers.redis_server"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,83 @@
+"""The store's contract, the same for memory and a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from broker.config import StoreSettings
+from broker.store import MemoryStore, Store, open_store
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Store]:
+    url = "memory://" if request.param == "memory" else redis_url
+    s = open_store(StoreSettings(url=url, key_prefix=f"test-{secrets.token_hex(4)}:"))
+    yield s
+    await s.close()
+
+
+@pytest.mark.anyio
+async def test_add_is_set_if_absent(store: Store) -> None:
+    assert await store.add("replay:1", b"x", ttl=30)
+    assert not await store.add("replay:1", b"y", ttl=30)
+    assert await store.get("replay:1") == b"x"
+
+
+@pytest.mark.anyio
+async def test_take_is_single_use(store: Store) -> None:
+    await store.put("relay:1", b"/console", ttl=30)
+    assert await store.take("relay:1") == b"/console"
+    assert await store.take("relay:1") is None
+
+
+@pytest.mark.anyio
+async def test_entries_expire(store: Store) -> None:
+    await store.put("short", b"v", ttl=0.2)
+    assert await store.get("short") == b"v"
+    await asyncio.sleep(0.35)
+    assert await store.get("short") is None
+    assert await store.add("short", b"again", ttl=5)
+
+
+@pytest.mark.anyio
+async def test_delete_and_ping(store: Store) -> None:
+    await store.put("k", b"v", ttl=30)
+    await store.delete("k")
+    assert await store.get("k") is None
+    assert await store.ping()
+
+
+@pytest.mark.anyio
+async def test_concurrent_adds_have_one_winner(store: Store) -> None:
+    results = await asyncio.gather(*(store.add("race", b"1", ttl=30) for _ in range(50)))
+    assert results.count(True) == 1
+
+
+@pytest.mark.anyio
+async def test_unreachable_redis_is_not_ready() -> None:
+    s = open_store(StoreSettings(url="redis://127.0.0.1:9/0"))
+    assert not await s.ping()
+    await s.close()
+
+
+@pytest.mark.anyio
+async def test_memory_store_refuses_to_grow_without_bound() -> None:
+    s = MemoryStore(max_items=3)
+    for i in range(3):
+        await s.put(f"k{i}", b"v", ttl=30)
+    with pytest.raises(RuntimeError):
+        await s.put("k4", b"v", ttl=30)
+
+
+@pytest.mark.anyio
+async def test_redis_down_fails_closed_with_503() -> None:
+    from broker.errors import StoreUnavailable
+
+    s = open_store(StoreSettings(url="redis://127.0.0.1:9/0"))
+    with pytest.raises(StoreUnavailable):
+        await s.add("replay:1", b"x", ttl=30)
+    await s.close()
