@@ -21,7 +21,8 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _FORMATS = ("json", "process", "env")
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: a plain def dependency would hop to the thread pool on every request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 

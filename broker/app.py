@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broker.api import NO_STORE, RuntimeDep
@@ -186,8 +187,7 @@ def _observe(scope: Scope, path: str, status: int, started: float) -> None:
     if rt is None:
         return
     route = path if path in _KNOWN_ROUTES or path.startswith(("/saml/", "/oidc/")) else "other"
-    rt.metrics.requests.labels(route, str(status)).inc()
-    rt.metrics.latency.labels(route).observe(time.perf_counter() - started)
+    rt.metrics.request(route, status, time.perf_counter() - started)
 
 
 def wants_html(scope: Scope) -> bool:
@@ -256,6 +256,9 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ClientDisconnect):  # the caller went away; nobody to answer
+        log.info("client disconnected path=%s", request.url.path)
+        return Response(status_code=400)
     error_id = new_error_id()
     log.error(
         "unexpected %s error_id=%s path=%s",

@@ -22,6 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request (the audit log already has one line per decision)",
+    )
     serve.set_defaults(func=_serve)
 
     explain = sub.add_parser("explain", help="show which rules match an identity, and why")
@@ -89,6 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_config=None,
+        access_log=args.access_log,
         proxy_headers=False,
         server_header=False,
     )

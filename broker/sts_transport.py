@@ -1,0 +1,182 @@
+"""Keep-alive HTTP/1.1 POSTs to one STS endpoint: pooled asyncio connections, httptools parsing.
+
+Why not aiohttp or httpx: this is the one outbound call on every credential request, and
+bench/ measured a general-purpose client's per-request machinery (~200 µs of CPU in aiohttp,
+more in httpx) as the largest single cost of an exchange. STS needs one method, one host,
+form bodies, and responses of a few KB: a connection pool and a parser is all it takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from dataclasses import dataclass
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+
+_MAX_RESPONSE = 1024 * 1024  # STS answers are a few KB; anything huge is not STS
+
+
+class TransportError(Exception):
+    """The request did not get a complete HTTP response (connect, reset, timeout, garbage)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; at most one request in flight."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._parser = httptools.HttpResponseParser(self)
+        self._body: list[bytes] = []
+        self._size = 0
+        self._done: asyncio.Future[Response] | None = None
+        self.received_any = False
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports don't subclass asyncio.Transport, but have its interface.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.received_any = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(TransportError(f"malformed HTTP response: {type(exc).__name__}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(TransportError("connection closed before the response completed"))
+
+    # httptools callbacks
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > _MAX_RESPONSE:
+            self._fail(TransportError("response too large"))
+            return
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        done, self._done = self._done, None
+        if done is not None and not done.done():
+            done.set_result(Response(self._parser.get_status_code(), b"".join(self._body)))
+        if not self._parser.should_keep_alive():
+            self.close()
+
+    def send(self, request: bytes) -> asyncio.Future[Response]:
+        assert self.transport is not None
+        assert self._done is None
+        self._body, self._size, self.received_any = [], 0, False
+        self._done = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return self._done
+
+    def idle(self) -> bool:
+        return not self.closed and self._done is None and not self.transport_closing()
+
+    def transport_closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, exc: TransportError) -> None:
+        done, self._done = self._done, None
+        if done is not None and not done.done():
+            done.set_exception(exc)
+        self.close()
+
+
+class StsTransport:
+    """POST form bodies to one URL. No cap on connections: concurrency is bounded by the
+    server's own request handling, and a cap here only adds queueing under STS latency."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        connect_timeout: float,
+        ssl_context: ssl.SSLContext | None = None,
+        user_agent: str = "broker",
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        self._host = parts.hostname
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._ssl = (
+            (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
+        )
+        host_header = parts.netloc.rsplit("@", 1)[-1]
+        path = parts.path or "/"
+        self._head = (
+            f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {user_agent}\r\n"
+            "Accept-Encoding: identity\r\n"
+            "Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n"
+        ).encode("ascii")
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._idle: deque[_Connection] = deque()
+        self.connections_opened = 0
+
+    async def post(self, body: bytes) -> Response:
+        request = self._head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        try:
+            async with asyncio.timeout(self._timeout):
+                while self._idle:
+                    conn = self._idle.pop()
+                    if not conn.idle():
+                        continue
+                    try:
+                        return await self._exchange(conn, request)
+                    except TransportError:
+                        # A kept-alive connection the server had already closed: try a fresh
+                        # one, but only when nothing of a response arrived.
+                        if conn.received_any:
+                            raise
+                return await self._exchange(await self._connect(), request)
+        except TimeoutError:
+            raise TransportError("timed out") from None
+
+    async def _exchange(self, conn: _Connection, request: bytes) -> Response:
+        try:
+            response = await conn.send(request)
+        except BaseException:
+            conn.close()  # cancelled or failed mid-request: never reuse
+            raise
+        if conn.idle():
+            self._idle.append(conn)
+        return response
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                _, conn = await loop.create_connection(
+                    _Connection,
+                    self._host,
+                    self._port,
+                    ssl=self._ssl,
+                    server_hostname=self._host if self._ssl else None,
+                )
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            raise TransportError(f"cannot connect: {type(exc).__name__}") from None
+        self.connections_opened += 1
+        return conn
+
+    async def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
