@@ -1,0 +1,107 @@
+"""`broker demo` as a newcomer runs it: one command, a real browser, the printed curl line."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import screenshot
+from tests.test_serve import free_port
+
+pytestmark = pytest.mark.browser
+OPEN = re.compile(r"^\s*Open (http://127\.0\.0\.1:\d+/)\s*$", re.MULTILINE)
+CURL = re.compile(r"^\s*(curl .+)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Demo:
+    broker_url: str
+    open_url: str
+    curl: str
+    output: Path
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """`python -m broker demo --port <free>`, its output in a file (nothing can block on a pipe)."""
+    port = free_port()
+    output = tmp_path_factory.mktemp("demo") / "output.txt"
+    with output.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "broker", "demo", "--port", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while "Press Ctrl-C to stop." not in (text := output.read_text()):
+                assert proc.poll() is None, f"broker demo exited early:\n{text}"
+                assert time.monotonic() < deadline, f"broker demo did not come up:\n{text}"
+                time.sleep(0.2)
+            opened, curl = OPEN.search(text), CURL.search(text)
+            assert opened is not None, text
+            assert curl is not None, text
+            yield Demo(f"http://127.0.0.1:{port}", opened.group(1), curl.group(1), output)
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    assert "broker demo: stopped" in output.read_text()
+
+
+def test_sign_in_pick_a_role_land_in_the_console(page: Page, demo: Demo) -> None:
+    page.goto(demo.open_url)
+    expect(page.locator("#banner")).to_have_text("Demo identity provider — not a real IdP")
+    screenshot(page, "demo-1-idp")
+
+    page.locator("#user-alice").click()
+    page.wait_for_url(demo.broker_url + "/")
+    accounts = page.locator("section.account h2")
+    expect(accounts).to_have_count(2)
+    expect(accounts.nth(0)).to_contain_text("Production")
+    expect(accounts.nth(1)).to_contain_text("Staging")
+    expect(page.locator("#subject")).to_have_text("alice@example.com")
+    screenshot(page, "demo-2-picker")
+
+    production = page.locator("section.account", has_text="Production")
+    production.get_by_role("button", name=re.compile("^Open the console as prod-admin")).click()
+    expect(page.locator("#caller-arn")).to_contain_text(
+        "arn:aws:sts::111111111111:assumed-role/Admin/alice@example.com"
+    )
+    expect(page.locator("#banner")).to_contain_text("not AWS")
+    screenshot(page, "demo-3-console")
+
+
+def test_broker_first_goes_through_the_idp_and_back(page: Page, demo: Demo) -> None:
+    """SP-initiated: the broker's address sends bob to the IdP with an AuthnRequest; his one
+    role opens the console directly."""
+    page.goto(demo.broker_url + "/")
+    expect(page.locator("#banner")).to_have_text("Demo identity provider — not a real IdP")
+    assert "/sso?SAMLRequest=" in page.url
+    page.locator("#user-bob").click()
+    expect(page.locator("#caller-arn")).to_contain_text(
+        "arn:aws:sts::222222222222:assumed-role/Developer/bob@example.com"
+    )
+    screenshot(page, "demo-4-sp-initiated")
+
+
+def test_printed_curl_line_returns_credentials(demo: Demo) -> None:
+    done = subprocess.run(
+        ["bash", "-c", demo.curl], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    body = json.loads(done.stdout)
+    creds = body["Credentials"]
+    assert creds["AccessKeyId"].startswith("ASIA")
+    assert all(creds[k] for k in ("SecretAccessKey", "SessionToken", "Expiration"))
+    assert body["AssumedRoleUser"]["Arn"].startswith(
+        "arn:aws:sts::111111111111:assumed-role/CiDeploy/"
+    )

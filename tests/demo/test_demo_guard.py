@@ -1,0 +1,199 @@
+"""The demo stand-ins cannot be switched on from production: never imported, no config key for them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from broker.config import load_config, parse_config
+from broker.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "config" / "broker.example.yaml"
+
+# Runs in a fresh interpreter: build the app the way `broker serve` does (app_from_env, so
+# broker.frontdoors picks the routers), serve it with uvicorn, hit /healthz, then list every
+# broker.demo* module that got imported along the way.
+_SERVE_AND_LIST = textwrap.dedent(
+    """
+    import json, sys, threading, time
+    import httpx, uvicorn
+    import broker.app
+
+    server = uvicorn.Server(uvicorn.Config(
+        "broker.app:app_from_env", factory=True, host="127.0.0.1", port=0,
+        log_config=None, lifespan="on",
+    ))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    status = httpx.get(f"http://127.0.0.1:{port}/healthz").status_code
+    metadata = httpx.get(f"http://127.0.0.1:{port}/saml/metadata").status_code
+    server.should_exit = True
+    thread.join(10)
+    demo = sorted(m for m in sys.modules if m == "broker.demo" or m.startswith("broker.demo."))
+    print(json.dumps({"healthz": status, "demo_modules": demo, "saml_metadata": metadata}))
+    """
+)
+
+
+def _self_signed_pem() -> str:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "guard test idp")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _with_saml(tmp_path: Path) -> Path:
+    """The example config plus a SAML IdP, so the SAML and browser front doors load too."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["identity_providers"]["corp"] = {
+        "type": "saml",
+        "entity_id": "https://idp.example.com/saml",
+        "sso_url": "https://idp.example.com/sso",
+        "certificates": [_self_signed_pem()],
+    }
+    path = tmp_path / "with-saml.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("which", ["example", "example+saml"])
+def test_serving_the_app_never_imports_broker_demo(tmp_path: Path, which: str) -> None:
+    config = EXAMPLE if which == "example" else _with_saml(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", _SERVE_AND_LIST],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env={**_clean_env(), "BROKER_CONFIG": str(config)},
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["healthz"] == 200
+    assert result["demo_modules"] == []
+    # The SAML front door was really loaded (and really absent without a SAML IdP).
+    assert result["saml_metadata"] == (200 if which == "example+saml" else 404)
+
+
+def test_broker_serve_command_never_imports_broker_demo(tmp_path: Path) -> None:
+    """The CLI registers `broker demo` in every process, but imports broker.demo only when
+    the demo runs: the real `broker serve` command loads no broker.demo module at all."""
+    from tests.test_serve import free_port
+
+    port = free_port()
+    log = tmp_path / "importtime.txt"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-X", "importtime", "-m", "broker", "serve"),
+                *("--config", str(EXAMPLE), "--port", str(port)),
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=_clean_env(),
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success
+                    break
+                except httpx.HTTPError:
+                    assert proc.poll() is None, log.read_text()
+                    assert time.monotonic() < deadline, "broker serve did not come up"
+                    time.sleep(0.2)
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in log.read_text().splitlines()}
+    assert "broker.api" in imported, "importtime saw the server's imports"
+    assert {m for m in imported if m == "broker.demo" or m.startswith("broker.demo.")} == set()
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BROKER_"))}
+
+
+def _example() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    return data
+
+
+REFUSED = {
+    "demo": ({"demo": {"enabled": True}}, "demo: unknown key"),
+    "aws.standin": ({"aws": {"standin": True}}, "aws.standin: unknown key"),
+    "aws.demo": ({"aws": {"demo": True}}, "aws.demo: unknown key"),
+    "server.demo": ({"server": {"demo": True}}, "server.demo: unknown key"),
+    "idp type demo": (
+        {"identity_providers": {"fake": {"type": "demo"}}},
+        "identity_providers.fake",
+    ),
+}
+
+
+@pytest.mark.parametrize(("extra", "message"), REFUSED.values(), ids=REFUSED.keys())
+def test_a_config_naming_the_demo_is_refused(extra: dict[str, Any], message: str) -> None:
+    data = _example()
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    assert message in caught.value.detail
+
+
+def test_broker_serve_refuses_a_demo_key_naming_it(tmp_path: Path) -> None:
+    data = _example()
+    data["aws"]["standin"] = True
+    path = tmp_path / "prod.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError):
+        load_config(path)
+    done = subprocess.run(
+        [sys.executable, "-m", "broker", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=_clean_env(),
+    )
+    assert done.returncode == 2
+    assert "aws.standin: unknown key" in done.stderr
+    assert "Traceback" not in done.stderr
