@@ -56,10 +56,8 @@ async def verified(rt: Runtime, token: str) -> Identity:
 @router.post("/v1/credentials")
 async def credentials(request: Request, rt: RuntimeDep) -> Response:
     async with audited(rt, "credentials", "oidc-api", client_address(request)) as trail:
-        params = await _params(request)
-        fmt = params.get("format") or "json"
-        if fmt not in _FORMATS:
-            raise InvalidParameter(f"format must be one of {', '.join(_FORMATS)}.")
+        params = await request_options(request)
+        fmt = response_format(params)
         duration = parse_duration(params.get("duration_seconds"))
         identity = await verified(rt, bearer(request))
         trail.identity(identity)
@@ -146,7 +144,16 @@ def render(creds: Credentials, role_arn: str, fmt: str) -> Response:
     )
 
 
-async def _params(request: Request) -> dict[str, str]:
+def response_format(params: dict[str, str]) -> str:
+    fmt = params.get("format") or "json"
+    if fmt not in _FORMATS:
+        raise InvalidParameter(f"format must be one of {', '.join(_FORMATS)}.")
+    return fmt
+
+
+async def request_options(
+    request: Request, keys: tuple[str, ...] = ("role", "duration_seconds", "format")
+) -> dict[str, str]:
     """Options from the query string, overridden by a JSON or form body if one is sent."""
     params: dict[str, Any] = dict(request.query_params)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -166,7 +173,7 @@ async def _params(request: Request) -> dict[str, str]:
         else:
             raise MalformedRequest("Send options as JSON or form data, or in the query string.")
     out: dict[str, str] = {}
-    for key in ("role", "duration_seconds", "format"):
+    for key in keys:
         value = params.get(key)
         if value is None:
             continue

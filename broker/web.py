@@ -158,7 +158,7 @@ def _grant(rt: Runtime, session: BrowserSession, role: str | None, trail: Trail)
     """The form names a role; only map_roles over the verified identity can grant it."""
     if not role:
         raise InvalidParameter("Choose a role.")
-    grant = choose(map_roles(session.identity, rt.config), role)
+    grant = choose(map_roles(session.identity, rt.config), role, rt.config.role_arns)
     trail.grant(grant)
     return grant
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from broker.api import RuntimeDep, client_address, render
+from broker.api import RuntimeDep, client_address, render, request_options, response_format
 from broker.app import templates
 from broker.errors import InvalidParameter, MalformedRequest, NoRoleGranted, NotFound
 from broker.exchange import assume, audited, choose, parse_duration
@@ -28,7 +27,6 @@ from broker.session import EXTRAS_KEY, SessionManager
 EXTRAS_SAML = "saml"
 RELAY_KEY = "relay:{}"
 RELAY_TTL_SECONDS = 600
-_FORMATS = ("json", "process", "env")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,17 +141,17 @@ async def credentials(request: Request, rt: RuntimeDep) -> Response:
     """A CLI tool trades a base64 SAMLResponse (single use) for credentials."""
     state = saml_state(rt)
     async with audited(rt, "credentials", "saml-api", client_address(request)) as trail:
-        params = await _api_params(request)
-        fmt = params.get("format") or "json"
-        if fmt not in _FORMATS:
-            raise InvalidParameter(f"format must be one of {', '.join(_FORMATS)}.")
+        params = await request_options(
+            request, ("SAMLResponse", "role", "duration_seconds", "format")
+        )
+        fmt = response_format(params)
         duration = parse_duration(params.get("duration_seconds"))
         saml_response = params.get("SAMLResponse")
         if not saml_response:
             raise MalformedRequest("Send the base64 SAMLResponse in the SAMLResponse field.")
         identity = await state.verifier.verify(saml_response, now=datetime.now(UTC))
         trail.identity(identity)
-        grant = choose(map_roles(identity, rt.config), params.get("role"))
+        grant = choose(map_roles(identity, rt.config), params.get("role"), rt.config.role_arns)
         trail.grant(grant)
         creds = await assume(rt, identity, grant, duration)
         trail.issued(creds)
@@ -166,29 +164,3 @@ async def _form(request: Request) -> dict[str, str]:
         raise MalformedRequest("Send the SAMLResponse as an HTML form post.")
     form = await request.form()
     return {k: v for k, v in form.items() if isinstance(v, str)}
-
-
-async def _api_params(request: Request) -> dict[str, str]:
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    data: dict[str, Any]
-    if ctype == "application/json":
-        try:
-            loaded = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            raise MalformedRequest("The request body is not valid JSON.") from None
-        if not isinstance(loaded, dict):
-            raise MalformedRequest("The request body must be a JSON object.")
-        data = loaded
-    elif ctype == "application/x-www-form-urlencoded":
-        data = dict(await request.form())
-    else:
-        raise MalformedRequest("Send JSON or form data.")
-    out: dict[str, str] = {}
-    for key in ("SAMLResponse", "role", "duration_seconds", "format"):
-        value = data.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str | int) or isinstance(value, bool):
-            raise InvalidParameter(f"{key} must be a string.")
-        out[key] = str(value)
-    return out
