@@ -13,7 +13,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from lxml import etree
 
@@ -176,7 +176,7 @@ class StsClient:
     async def _call(self, action: str, form: Mapping[str, str]) -> bytes:
         if self._transport is None:
             raise RuntimeError("StsClient.start() was not awaited")
-        body = urlencode(form).encode("ascii")
+        body = form_body(form)
         attempts = self._settings.sts_max_attempts
         for attempt in range(1, attempts + 1):
             failure: _Failure
@@ -199,6 +199,18 @@ class StsClient:
             await self._sleep(self._rng() * cap)
             log.info("retrying %s after %s (attempt %d)", action, failure.code, attempt + 1)
         raise _translate(failure, action)
+
+
+def form_body(form: Mapping[str, str]) -> bytes:
+    """application/x-www-form-urlencoded. A JWT or base64 assertion is kilobytes of characters
+    that need no escaping (base64url) or only a few (+/=): check with one regex instead of
+    quoting character by character, which bench/ measured at ~30 µs a call."""
+    return "&".join(
+        f"{k}={v if _UNRESERVED.fullmatch(v) else quote_plus(v)}" for k, v in form.items()
+    ).encode("ascii")
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
 def _parse_error(body: bytes, status: int) -> _Failure:
@@ -247,26 +259,28 @@ def _translate(f: _Failure, action: str) -> BrokerError:
 
 
 def _credentials(body: bytes, action: str) -> Credentials:
-    """Read the Result in one pass over its elements (this is on every request)."""
+    """Read the Result's Credentials and AssumedRoleUser (this is on every request)."""
     try:
         root = etree.fromstring(body, _PARSER)
-        result = root.find(f"s:{action}Result", _NS)
+        result = root.find(_RESULT_TAGS[action])
         if result is None:
             raise ValueError(f"no {action}Result element")
         found: dict[str, str] = {}
-        for el in result.iter():
-            if isinstance(el.tag, str) and el.text:
-                found.setdefault(el.tag.rpartition("}")[2], el.text)
-        missing = [k for k in _REQUIRED if k not in found]
+        for parent in (result.find(_CREDENTIALS_TAG), result.find(_ROLE_USER_TAG)):
+            if parent is not None:
+                for el in parent:
+                    if el.text:
+                        found[el.tag] = el.text
+        missing = [k for k in _REQUIRED if _NS_PREFIX + k not in found]
         if missing:
             raise ValueError(f"missing {', '.join(missing)}")
         return Credentials(
-            access_key_id=found["AccessKeyId"],
-            secret_access_key=found["SecretAccessKey"],
-            session_token=found["SessionToken"],
-            expiration=_timestamp(found["Expiration"]),
-            assumed_role_arn=found["Arn"],
-            assumed_role_id=found.get("AssumedRoleId", ""),
+            access_key_id=found[_NS_PREFIX + "AccessKeyId"],
+            secret_access_key=found[_NS_PREFIX + "SecretAccessKey"],
+            session_token=found[_NS_PREFIX + "SessionToken"],
+            expiration=_timestamp(found[_NS_PREFIX + "Expiration"]),
+            assumed_role_arn=found[_NS_PREFIX + "Arn"],
+            assumed_role_id=found.get(_NS_PREFIX + "AssumedRoleId", ""),
         )
     except (etree.XMLSyntaxError, ValueError) as exc:
         raise StsRefused(
@@ -274,6 +288,12 @@ def _credentials(body: bytes, action: str) -> Credentials:
         ) from None
 
 
+_NS_PREFIX = "{" + _NS["s"] + "}"
+_RESULT_TAGS = {
+    a: f"{_NS_PREFIX}{a}Result" for a in ("AssumeRoleWithWebIdentity", "AssumeRoleWithSAML")
+}
+_CREDENTIALS_TAG = _NS_PREFIX + "Credentials"
+_ROLE_USER_TAG = _NS_PREFIX + "AssumedRoleUser"
 _REQUIRED = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration", "Arn")
 
 
