@@ -74,3 +74,23 @@ async def test_validation_errors_are_not_retried() -> None:
             assert info.value.extra["sts_code"]
         finally:
             await client.close()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
+        "PHNhbWxwOlJlc3BvbnNlIC8+/+==",
+        "arn:aws:iam::111122223333:role/a+b=c,d.e@f-g",
+        '{"Statement": [{"Effect": "Allow"}]}',
+        "ünïcödé & = ? # %",
+        "",
+    ],
+)
+def test_form_body_round_trips(value: str) -> None:
+    from urllib.parse import parse_qsl
+
+    from broker.sts import form_body
+
+    form = {"Action": "AssumeRoleWithSAML", "Value": value}
+    assert dict(parse_qsl(form_body(form).decode("ascii"), keep_blank_values=True)) == form
