@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import anyio
 from lxml import etree
 from onelogin.saml2 import response as _onelogin_response
+from onelogin.saml2.constants import OneLogin_Saml2_Constants
 from onelogin.saml2.errors import OneLogin_Saml2_ValidationError
 from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
@@ -56,15 +57,29 @@ log = logging.getLogger(__name__)
 REQUEST_KEY = "saml-request:{}"
 ASSERTION_KEY = "saml-assertion:{}:{}"
 INLINE_MAX_B64 = 16 * 1024
+_NSMAP = OneLogin_Saml2_Constants.NSMAP
 
 
 class _CachedSchemaXml(OneLogin_Saml2_XML):  # type: ignore[misc]
-    """python3-saml compiles its XSD on every call (about 40% of a validation); python3-saml
-    has no wantXMLValidation switch, so its own validate_xml is given a schema compiled once
-    per thread. Same schema files, same tree, same verdict."""
+    """python3-saml compiles its XSD on every call (about 40% of a validation) and each of
+    its ~37 XPath queries per response; python3-saml has no switch for either, so its own
+    code is given a schema and XPath expressions compiled once per thread (lxml's compiled
+    objects are not to be shared between threads). Same schema, same queries, same tree,
+    same verdict."""
 
     _local = threading.local()
+    _xpaths = threading.local()
     _dir = Path(_onelogin_response.__file__).parent / "schemas"
+
+    @staticmethod
+    def query(dom: Any, query: str, context: Any = None, tagid: str | None = None) -> Any:
+        if tagid is not None:  # the library's rare id-filtered form: its own code
+            return OneLogin_Saml2_XML.query(dom, query, context, tagid)
+        cache: dict[str, etree.XPath] = _CachedSchemaXml._xpaths.__dict__
+        compiled = cache.get(query)
+        if compiled is None:
+            compiled = cache[query] = etree.XPath(query, namespaces=_NSMAP)
+        return compiled(dom if context is None else context)
 
     @staticmethod
     def validate_xml(xml: Any, schema: str, debug: bool = False) -> Any:
@@ -77,15 +92,26 @@ class _CachedSchemaXml(OneLogin_Saml2_XML):  # type: ignore[misc]
         return xml if compiled.validate(xml) else "invalid_xml"
 
 
+_SCOPE = dict(vars(_onelogin_response), OneLogin_Saml2_XML=_CachedSchemaXml)
+
+
 def _rebind(func: Any) -> Any:
-    """The library's own is_valid bytecode, resolving OneLogin_Saml2_XML to the cached-schema
-    subclass: no code copied, no global monkeypatch, other users of the library unaffected."""
-    scope = dict(func.__globals__, OneLogin_Saml2_XML=_CachedSchemaXml)
-    return types.FunctionType(func.__code__, scope, func.__name__, func.__defaults__)
+    """The library's own bytecode, resolving OneLogin_Saml2_XML to the cached subclass: no
+    code copied, no global monkeypatch, other users of the library unaffected."""
+    rebound = types.FunctionType(
+        func.__code__, _SCOPE, func.__name__, func.__defaults__, func.__closure__
+    )
+    rebound.__kwdefaults__ = func.__kwdefaults__
+    return rebound
 
 
 class _Response(_onelogin_response.OneLogin_Saml2_Response):  # type: ignore[misc]
-    is_valid = _rebind(_onelogin_response.OneLogin_Saml2_Response.is_valid)
+    """OneLogin_Saml2_Response with every method of its own reading the cached XML helper."""
+
+
+for _name, _member in vars(_onelogin_response.OneLogin_Saml2_Response).items():
+    if isinstance(_member, types.FunctionType):
+        setattr(_Response, _name, _rebind(_member))
 
 
 _E = OneLogin_Saml2_ValidationError
