@@ -23,6 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="trust X-Forwarded-For from these proxy addresses (comma-separated) for the client "
+        "address in audit events; URLs are never derived from forwarded headers",
+    )
+    serve.add_argument(
         "--access-log",
         action="store_true",
         help="log every request (the audit log already has one line per decision)",
@@ -95,7 +101,8 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_config=None,
         access_log=args.access_log,
-        proxy_headers=False,
+        proxy_headers=bool(args.forwarded_allow_ips),
+        forwarded_allow_ips=args.forwarded_allow_ips,
         server_header=False,
     )
     del config
