@@ -415,3 +415,13 @@ def test_unknown_path_is_problem_json(flow: Flow) -> None:
 
 def test_no_environment_leak() -> None:
     assert not [k for k in os.environ if k.startswith("AWS_ACCESS")]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/v1/credentials"), ("POST", "/v1/container-credentials")]
+)
+def test_wrong_method_is_problem_json(flow: Flow, method: str, path: str) -> None:
+    r = httpx.request(method, f"{flow.url}{path}")
+    assert r.status_code == 405
+    assert r.json()["code"] == "MethodNotAllowed"
+    assert flow.standin.calls == []
