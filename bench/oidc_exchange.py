@@ -240,10 +240,25 @@ async def _paced(url: str, tokens: list[str], rate: float, seconds: float) -> di
 def measure_paced(
     scenario: str, url: str, rate: float, seconds: float, tokens: Path, server: int
 ) -> Result:
-    receiver, sender = multiprocessing.Pipe(duplex=False)
-    child = multiprocessing.Process(
-        target=_paced_child, args=(url, tokens, rate, seconds, sender), daemon=True
+    return run_paced(
+        scenario, rate, seconds, server, _paced_child, (url, tokens, rate, seconds), ok="200"
     )
+
+
+def run_paced(
+    scenario: str,
+    rate: float,
+    seconds: float,
+    server: int,
+    target: Callable[..., None],
+    args: tuple[Any, ...],
+    *,
+    ok: str,
+) -> Result:
+    """Run an open-loop paced client `target(*args, sender)` in its own process; measure the
+    server's CPU meanwhile; refuse the phase if any answer's status is not `ok`."""
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    child = multiprocessing.Process(target=target, args=(*args, sender), daemon=True)
     before, started = cpu_seconds(server), time.monotonic()
     child.start()
     try:
@@ -254,9 +269,9 @@ def measure_paced(
         child.terminate()
         child.join()
     cpu, wall = cpu_seconds(server) - before, time.monotonic() - started
-    bad = {s: n for s, n in r["statuses"].items() if s != "200"}
+    bad = {s: n for s, n in r["statuses"].items() if s != ok}
     if bad:
-        raise SystemExit(f"{scenario}: non-200 responses {bad}: not a result")
+        raise SystemExit(f"{scenario}: answers other than {ok}: {bad}: not a result")
     return Result(
         scenario,
         f"open loop {rate:,.0f}/s",

@@ -43,6 +43,7 @@ from oidc_exchange import (  # the process, port, CPU and load helpers of the OI
     free_port,
     machine_busy,
     port_open,
+    run_paced,
     say,
     verdict,
 )
@@ -524,33 +525,14 @@ class Bench:
         self.ensure(server, total, "the half-peak phase")
         offset = server.bodies.offset
         server.bodies.used += total
-        receiver, sender = multiprocessing.Pipe(duplex=False)
-        child = multiprocessing.Process(
-            target=_paced_child,
-            args=(server.url, server.bodies.path, offset, total, rate, s, sender),
-            daemon=True,
-        )
-        before, started = cpu_seconds(pid), time.monotonic()
-        child.start()
-        try:
-            if not receiver.poll(s + 60):
-                raise SystemExit(f"{scenario}: the paced client did not finish")
-            r = receiver.recv()
-        finally:
-            child.terminate()
-            child.join()
-        cpu, wall = cpu_seconds(pid) - before, time.monotonic() - started
-        bad = {k: n for k, n in r["statuses"].items() if k != "303"}
-        if bad:
-            raise SystemExit(f"{scenario}: answers other than 303 + Set-Cookie: {bad}")
-        return Result(
+        return run_paced(
             scenario,
-            f"open loop {rate:,.0f}/s",
-            r["count"] / r["elapsed"],
-            r["p50"] * 1000,
-            r["p99"] * 1000,
-            cpu / wall,
-            cpu / r["sent"] * 1e6,
+            rate,
+            s,
+            pid,
+            _paced_child,
+            (server.url, server.bodies.path, offset, total, rate, s),
+            ok="303",
         )
 
     def broker(self) -> list[Result]:
