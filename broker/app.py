@@ -9,40 +9,29 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from jinja2 import Environment, PackageLoader, select_autoescape
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from broker.api import NO_STORE, RuntimeDep
+from broker import problems
+from broker.api import RuntimeDep
 from broker.api import router as api_router
 from broker.audit import Audit
 from broker.config import Config, OidcIdp
 from broker.errors import (
-    BrokerError,
-    InvalidParameter,
-    MalformedRequest,
-    MethodNotAllowed,
-    NotFound,
     RequestTooLarge,
 )
-from broker.exchange import new_error_id
 from broker.oidc.jwks import JwksCache
 from broker.oidc.verify import OidcVerifier
+from broker.problems import problem
 from broker.runtime import Runtime, StartupHook
 from broker.store import open_store
 from broker.sts import StsClient
 
 log = logging.getLogger("broker")
-templates = Environment(
-    loader=PackageLoader("broker", "templates"), autoescape=select_autoescape(), enable_async=False
-)
 _KNOWN_ROUTES = frozenset(
     {"/v1/credentials", "/v1/container-credentials", "/v1/roles", "/healthz", "/readyz", "/metrics"}
 )
@@ -90,10 +79,7 @@ def create_app(
     )
     for router in (api_router, _ops_router(), *routers):
         _mount(app, router)
-    app.add_exception_handler(BrokerError, _broker_error)  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
-    app.add_exception_handler(Exception, _unexpected)
+    problems.install(app)
     app.add_middleware(Guard, max_body=config.server.max_body_bytes)
     return app
 
@@ -213,88 +199,6 @@ def _observe(scope: Scope, path: str, status: int, started: float) -> None:
         return
     route = path if path in _KNOWN_ROUTES or path.startswith(("/saml/", "/oidc/")) else "other"
     rt.metrics.request(route, status, time.perf_counter() - started)
-
-
-def wants_html(scope: Scope) -> bool:
-    if scope["path"].startswith("/v1/"):
-        return False
-    accept = dict(scope.get("headers", [])).get(b"accept", b"").decode("latin-1")
-    return "text/html" in accept
-
-
-def problem(exc: BrokerError, scope: Scope) -> Response:
-    """RFC 9457 problem details (or an error page for a browser); never a stack trace."""
-    error_id = exc.error_id or new_error_id()
-    exc.error_id = error_id
-    level = logging.ERROR if exc.status >= 500 else logging.INFO
-    log.log(
-        level,
-        "refused %s status=%d error_id=%s path=%s detail=%s%s",
-        exc.code,
-        exc.status,
-        error_id,
-        scope.get("path"),
-        exc.detail,
-        f" log_detail={exc.log_detail}" if exc.log_detail else "",
-    )
-    headers = {**NO_STORE, **exc.headers}
-    if wants_html(scope):
-        page = templates.get_template("error.html").render(
-            title=exc.title, detail=exc.detail, code=exc.code, error_id=error_id
-        )
-        return HTMLResponse(page, status_code=exc.status, headers=headers)
-    body = {
-        "type": f"urn:broker:error:{exc.code}",
-        "title": exc.title,
-        "status": exc.status,
-        "detail": exc.detail,
-        "code": exc.code,
-        "error_id": error_id,
-        **exc.extra,
-    }
-    return JSONResponse(
-        body, status_code=exc.status, headers=headers, media_type="application/problem+json"
-    )
-
-
-async def _broker_error(request: Request, exc: BrokerError) -> Response:
-    return problem(exc, request.scope)
-
-
-async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-    # FastAPI's default echoes the input, which may be a token: name the field only.
-    fields = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) for e in exc.errors()})
-    return problem(
-        InvalidParameter(f"Invalid parameter(s): {', '.join(fields) or 'request'}."), request.scope
-    )
-
-
-async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    err: BrokerError
-    if exc.status_code == 404:
-        err = NotFound("There is nothing at this address.")
-    elif exc.status_code == 405:
-        err = MethodNotAllowed("This address does not take that method.", headers=exc.headers)
-    else:
-        err = MalformedRequest("The request could not be understood.", headers=exc.headers)
-    return problem(err, request.scope)
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, ClientDisconnect):  # the caller went away; nobody to answer
-        log.info("client disconnected path=%s", request.url.path)
-        return Response(status_code=400)
-    error_id = new_error_id()
-    log.error(
-        "unexpected %s error_id=%s path=%s",
-        type(exc).__name__,
-        error_id,
-        request.url.path,
-        exc_info=exc,
-    )
-    err = BrokerError("The broker hit an unexpected error; it has been logged.")
-    err.error_id = error_id
-    return problem(err, request.scope)
 
 
 def app_from_env() -> FastAPI:

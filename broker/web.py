@@ -12,7 +12,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from broker.api import RuntimeDep, client_address
-from broker.app import templates
 from broker.console_url.federation import (
     SERVICES,
     destination_url,
@@ -23,6 +22,7 @@ from broker.errors import InvalidParameter, MalformedRequest
 from broker.exchange import Trail, assume, audited, choose
 from broker.identity import Credentials, RoleGrant
 from broker.mapping import map_roles
+from broker.problems import templates
 from broker.runtime import Runtime
 from broker.saml.routes import login_url, sessions
 from broker.session import BrowserSession

@@ -13,10 +13,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from broker.api import RuntimeDep, client_address, render, request_options, response_format
-from broker.app import templates
 from broker.errors import InvalidParameter, MalformedRequest, NoRoleGranted, NotFound
 from broker.exchange import assume, audited, choose, parse_duration
 from broker.mapping import map_roles
+from broker.problems import templates
 from broker.runtime import Runtime
 from broker.saml.authn import start_login
 from broker.saml.metadata import sp_metadata
