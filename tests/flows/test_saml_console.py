@@ -61,7 +61,21 @@ def world_config(
                 "reader": {"arn": READER, "max_session_seconds": 43200},
                 "auditor": {"arn": AUDITOR},
             },
-            "rules": [{"name": "auditors", "idp": "corp", "grant": ["auditor"]}],
+            "rules": [
+                {"name": "auditors", "idp": "corp", "grant": ["auditor"]},
+                {
+                    "name": "no-contractors",
+                    "idp": "corp",
+                    "when": {"claim": "groups", "contains": "contractors"},
+                    "deny": ["*"],
+                },
+                {
+                    "name": "no-admin-for-interns",
+                    "idp": "corp",
+                    "when": {"claim": "groups", "contains": "interns"},
+                    "deny": ["admin"],
+                },
+            ],
         }
     )
 
