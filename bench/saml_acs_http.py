@@ -39,6 +39,7 @@ from oidc_exchange import (  # the process, port, CPU and load helpers of the OI
     WARMUP_SECONDS,
     Processes,
     Result,
+    aligned,
     cpu_seconds,
     free_port,
     machine_busy,
@@ -608,10 +609,7 @@ def table(results: list[Result]) -> str:
                 r.target,
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(line.rstrip() for line in lines)
+    return aligned(rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from broker.config import load_config, parse_config
+from broker.demo.idp import generate_key
 from broker.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,30 +51,6 @@ _SERVE_AND_LIST = textwrap.dedent(
 )
 
 
-def _self_signed_pem() -> str:
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "guard test idp")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
 def _with_saml(tmp_path: Path) -> Path:
     """The example config plus a SAML IdP, so the SAML and browser front doors load too."""
     data = yaml.safe_load(EXAMPLE.read_text())
@@ -81,7 +58,7 @@ def _with_saml(tmp_path: Path) -> Path:
         "type": "saml",
         "entity_id": "https://idp.example.com/saml",
         "sso_url": "https://idp.example.com/sso",
-        "certificates": [_self_signed_pem()],
+        "certificates": [generate_key("guard test idp")[1]],
     }
     path = tmp_path / "with-saml.yaml"
     path.write_text(yaml.safe_dump(data))
