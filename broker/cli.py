@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from broker.errors import ConfigError
@@ -56,12 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--no-cache", action="store_true")
     cp.set_defaults(func=_credential_process)
 
-    demo = sub.add_parser(
-        "demo", help="try the broker on this machine: demo IdP, demo CI issuer, AWS stand-in"
-    )
-    demo.add_argument("--port", type=int, default=8080, help="the broker's port (default 8080)")
-    demo.add_argument("--open", action="store_true", help="open the sign-in page in a browser")
-    demo.set_defaults(func=_demo)
+    _add_plugin_commands(sub)
 
     from broker.setup.cli import add_commands as add_setup_commands
 
@@ -70,9 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    plugin = _plugin_commands().get(argv[0]) if argv else None
     try:
+        if plugin is not None:  # its own parser takes the rest of the line
+            return int(plugin.load()(argv[1:]))
+        args = build_parser().parse_args(argv)
         return int(args.func(args))
     except ConfigError as exc:
         print(f"broker: {exc.detail}", file=sys.stderr)
@@ -111,7 +110,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     from broker.config import load_config
-    from broker.identity import Identity
+    from broker.identity import Identity, NoProof
     from broker.mapping import map_roles
 
     config = load_config(args.config)
@@ -143,7 +142,7 @@ def _explain(args: argparse.Namespace) -> int:
             subject=str(claims.get("sub", "")),
             attributes=claims,
             expires_at=datetime.now(UTC),
-            proof="",
+            proof=NoProof(),
         )
     decision = map_roles(identity, config)
     if args.json:
@@ -176,11 +175,16 @@ def _explain(args: argparse.Namespace) -> int:
     return 0 if decision.grants else 1
 
 
-def _demo(args: argparse.Namespace) -> int:
-    # Imported only here: nothing but `broker demo` ever loads the stand-ins.
-    from broker.demo.run import run_demo
+def _plugin_commands() -> dict[str, EntryPoint]:
+    """Commands other installed packages provide (`broker demo` comes with broker-demo). They
+    are imported only when run: `broker serve` never loads them."""
+    return {ep.name: ep for ep in entry_points(group="broker.commands")}
 
-    return run_demo(port=args.port, open_browser=args.open)
+
+def _add_plugin_commands(sub: Any) -> None:
+    for name, ep in sorted(_plugin_commands().items()):
+        dist = ep.dist.name if ep.dist is not None else "a plugin"
+        sub.add_parser(name, help=f"(from {dist}) see `broker {name} --help`", add_help=False)
 
 
 def _credential_process(args: argparse.Namespace) -> int:

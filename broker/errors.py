@@ -32,6 +32,7 @@ an assertion or a credential.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -266,3 +267,8 @@ class ConfigError(BrokerError):
     """Raised while loading configuration; stops startup, never reaches a client."""
 
     title = "Configuration error"
+
+
+def new_error_id() -> str:
+    """Shared by a refusal's response, its log line and its audit event."""
+    return secrets.token_hex(8)

@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from broker.errors import BrokerError
+
 Protocol = Literal["oidc", "saml"]
+StsAction = Literal["AssumeRoleWithSAML", "AssumeRoleWithWebIdentity"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,28 +19,6 @@ class SignedRole:
 
     role_arn: str
     principal_arn: str
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """A verified proof of identity. Produced only by a verifier; nothing after mapping
-    knows which protocol it came from, except through `signed_roles` and `proof`."""
-
-    protocol: Protocol
-    idp: str  # the configured identity provider's name
-    issuer: str
-    subject: str
-    # OIDC claims, or SAML attributes (name -> list of values).
-    attributes: Mapping[str, Any]
-    expires_at: datetime
-    # The raw JWT or base64 SAMLResponse, passed to STS unchanged. Never logged.
-    proof: str = field(repr=False)
-    # SAML only: the pairs STS will accept; empty for OIDC.
-    signed_roles: tuple[SignedRole, ...] = ()
-    # SAML only: AWS attributes that shape the session (RoleSessionName, SessionDuration…).
-    session_name: str | None = None
-    session_duration: int | None = None
-    session_not_on_or_after: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +38,81 @@ class RoleGrant:
 
 
 @dataclass(frozen=True, slots=True)
+class StsCall:
+    """One unsigned STS request a proof makes for a grant: the action and its parameters
+    (DurationSeconds and session policies are added by the issuance path)."""
+
+    action: StsAction
+    params: Mapping[str, str] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SamlAssertion:
+    """A verified base64 SAMLResponse, redeemed with AssumeRoleWithSAML. Never logged."""
+
+    response: str = field(repr=False)
+
+    def sts_call(self, grant: RoleGrant) -> StsCall:
+        if grant.principal_arn is None:
+            raise BrokerError("a SAML grant without the provider ARN the IdP signed")
+        params = {
+            "RoleArn": grant.arn,
+            "PrincipalArn": grant.principal_arn,
+            "SAMLAssertion": self.response,
+        }
+        return StsCall("AssumeRoleWithSAML", params)
+
+
+@dataclass(frozen=True, slots=True)
+class WebIdentityToken:
+    """A verified OIDC JWT, redeemed with AssumeRoleWithWebIdentity. Never logged."""
+
+    token: str = field(repr=False)
+    # RoleSessionName, decided by the verifier from the IdP's template (STS-safe).
+    session_name: str
+
+    def sts_call(self, grant: RoleGrant) -> StsCall:
+        params = {
+            "RoleArn": grant.arn,
+            "RoleSessionName": self.session_name,
+            "WebIdentityToken": self.token,
+        }
+        return StsCall("AssumeRoleWithWebIdentity", params)
+
+
+@dataclass(frozen=True, slots=True)
+class NoProof:
+    """An identity described for `broker explain`: it can be mapped, never exchanged."""
+
+    def sts_call(self, grant: RoleGrant) -> StsCall:
+        raise BrokerError("an identity without a proof cannot be exchanged for credentials")
+
+
+Proof = SamlAssertion | WebIdentityToken | NoProof
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A verified proof of identity. Produced only by a verifier; after role mapping nothing
+    looks at the protocol: the proof knows which STS call redeems it."""
+
+    protocol: Protocol
+    idp: str  # the configured identity provider's name
+    issuer: str
+    subject: str
+    # OIDC claims, or SAML attributes (name -> list of values).
+    attributes: Mapping[str, Any]
+    expires_at: datetime
+    proof: Proof = field(repr=False)
+    # SAML only: the pairs STS will accept; empty for OIDC.
+    signed_roles: tuple[SignedRole, ...] = ()
+    # SAML only: AWS attributes that shape the session (RoleSessionName, SessionDuration…).
+    session_name: str | None = None
+    session_duration: int | None = None
+    session_not_on_or_after: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Credentials:
     """Temporary AWS credentials returned by STS."""
 
@@ -69,3 +125,11 @@ class Credentials:
 
     def expiration_iso(self) -> str:
         return self.expiration.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """What the issuance path hands back: the grant it chose and the credentials STS gave."""
+
+    grant: RoleGrant
+    credentials: Credentials

@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 
+from broker.aws.arn import clamp_duration, session_name
+from broker.aws.sts import RetryBudget
 from broker.errors import InvalidParameter, NoRoleGranted, RoleNotGranted, RoleSelectionRequired
-from broker.exchange import choose, oidc_session_name, parse_duration, role_summary
-from broker.identity import Identity, RoleGrant
+from broker.exchange import choose, role_summary
+from broker.http.readers import parse_duration
+from broker.identity import Identity, RoleGrant, WebIdentityToken
 from broker.mapping import Decision, Refusal
-from broker.sts import RetryBudget, clamp_duration, session_name
+from broker.oidc.naming import oidc_session_name
 
 PROD = "111122223333"
 STAGING = "444455556666"
@@ -46,7 +49,7 @@ def identity(
         subject=subject,
         attributes=attributes,
         expires_at=datetime(2030, 1, 1, tzinfo=UTC),
-        proof="x",
+        proof=WebIdentityToken("x", "s"),
     )
 
 
@@ -196,7 +199,7 @@ NAME_CASES = [
 
 @pytest.mark.parametrize("case", NAME_CASES, ids=attrgetter("name"))
 def test_oidc_session_name(case: NameCase) -> None:
-    result = oidc_session_name(identity(case.claims, case.subject), case.template)
+    result = oidc_session_name(case.subject, case.claims, case.template)
     assert result == case.expected
     assert STS_SESSION_NAME.fullmatch(result)
 

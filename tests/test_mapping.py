@@ -12,7 +12,7 @@ import pytest
 
 from broker.config import Config, parse_config
 from broker.errors import ConfigError
-from broker.identity import Identity, SignedRole
+from broker.identity import Identity, SignedRole, WebIdentityToken
 from broker.mapping import SIGNED_BY_IDP, Decision, RuleTrace, map_roles
 
 PROD = "111122223333"
@@ -78,7 +78,7 @@ def oidc(attributes: dict[str, Any], idp: str = "gh") -> Identity:
         subject=str(attributes.get("sub", "repo:org/app")),
         attributes=attributes,
         expires_at=datetime(2030, 1, 1, tzinfo=UTC),
-        proof="x",
+        proof=WebIdentityToken("x", "s"),
     )
 
 
@@ -90,7 +90,7 @@ def saml(attributes: dict[str, Any], signed: Sequence[str], principal: str = PRI
         subject="alice@example.com",
         attributes=attributes,
         expires_at=datetime(2030, 1, 1, tzinfo=UTC),
-        proof="x",
+        proof=WebIdentityToken("x", "s"),
         signed_roles=tuple(SignedRole(a, principal) for a in signed),
     )
 
@@ -647,7 +647,7 @@ def test_oidc_ignores_signed_roles() -> None:
         subject="s",
         attributes={},
         expires_at=datetime(2030, 1, 1, tzinfo=UTC),
-        proof="x",
+        proof=WebIdentityToken("x", "s"),
         signed_roles=(SignedRole(arn("deploy-prod"), PRINCIPAL),),
     )
     decision = map_roles(identity, make_config([{"name": "r", "grant": ["deploy-staging"]}]))

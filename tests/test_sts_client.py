@@ -6,10 +6,11 @@ import socket
 
 import pytest
 
+from broker.aws.sts import StsClient
 from broker.config import AwsSettings
-from broker.demo.aws import AwsStandIn, serve
 from broker.errors import StsRefused, StsUnavailable
-from broker.sts import StsClient
+from broker.identity import RoleGrant, StsCall, WebIdentityToken
+from broker_demo.aws import AwsStandIn, serve
 
 ROLE = "arn:aws:iam::111122223333:role/deployer"
 
@@ -31,9 +32,7 @@ async def test_unreachable_sts_is_unavailable_after_retries() -> None:
     await client.start()
     try:
         with pytest.raises(StsUnavailable) as info:
-            await client.assume_role_with_web_identity(
-                role_arn=ROLE, token="x.y.z", session_name="ci", duration=900
-            )
+            await client.assume(web_identity(ROLE), duration=900)
         assert info.value.headers["Retry-After"]
         assert client.calls == 3
     finally:
@@ -49,9 +48,7 @@ async def test_slow_sts_times_out_cleanly() -> None:
         await client.start()
         try:
             with pytest.raises(StsUnavailable):
-                await client.assume_role_with_web_identity(
-                    role_arn=ROLE, token="x.y.z", session_name="ci", duration=900
-                )
+                await client.assume(web_identity(ROLE), duration=900)
         finally:
             await client.close()
 
@@ -64,11 +61,8 @@ async def test_validation_errors_are_not_retried() -> None:
         await client.start()
         try:
             with pytest.raises(StsRefused) as info:
-                await client.assume_role_with_web_identity(
-                    role_arn="arn:aws:iam::111122223333:user/not-a-role",
-                    token="x.y.z",
-                    session_name="ci",
-                    duration=900,
+                await client.assume(
+                    web_identity("arn:aws:iam::111122223333:user/not-a-role"), duration=900
                 )
             assert client.calls == 1
             assert info.value.extra["sts_code"]
@@ -90,7 +84,12 @@ async def test_validation_errors_are_not_retried() -> None:
 def test_form_body_round_trips(value: str) -> None:
     from urllib.parse import parse_qsl
 
-    from broker.sts import form_body
+    from broker.aws.sts import form_body
 
     form = {"Action": "AssumeRoleWithSAML", "Value": value}
     assert dict(parse_qsl(form_body(form).decode("ascii"), keep_blank_values=True)) == form
+
+
+def web_identity(role_arn: str) -> StsCall:
+    grant = RoleGrant("ci", role_arn, "111122223333", None, 3600, "r")
+    return WebIdentityToken("x.y.z", "ci").sts_call(grant)

@@ -23,8 +23,9 @@ from broker.errors import (
     UnknownIssuer,
     UnsupportedCriticalHeader,
 )
-from broker.identity import Identity
+from broker.identity import Identity, WebIdentityToken
 from broker.oidc.jwks import JwksCache
+from broker.oidc.naming import oidc_session_name
 
 # Only asymmetric algorithms: `none` and HMAC can never be configured (config.Algorithm),
 # and this table is the second lock on that door.
@@ -100,7 +101,7 @@ class OidcVerifier:
             subject=subject,
             attributes=claims,
             expires_at=expires_at,
-            proof=token,
+            proof=WebIdentityToken(token, oidc_session_name(subject, claims, idp.session_name)),
         )
 
 

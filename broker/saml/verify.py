@@ -46,7 +46,7 @@ from broker.errors import (
     UnknownIssuer,
     UnsolicitedResponse,
 )
-from broker.identity import Identity
+from broker.identity import Identity, SamlAssertion
 from broker.saml import checks, screen
 from broker.saml.attributes import AwsAttributes, parse_aws, read_attributes
 from broker.saml.checks import Checked
@@ -290,7 +290,7 @@ def _identity(verified: _Verified, saml_response: str) -> Identity:
         subject=verified.subject,
         attributes=verified.attributes,
         expires_at=c.expires_at,
-        proof=saml_response,
+        proof=SamlAssertion(saml_response),
         signed_roles=aws.roles,
         session_name=aws.session_name,
         session_duration=aws.session_duration,

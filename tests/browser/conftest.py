@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from broker.demo.aws import serve_asgi
+from broker_demo.aws import serve_asgi
 from tests.flows.test_saml_console import SamlWorld, saml_world
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"

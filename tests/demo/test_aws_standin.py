@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from broker.demo.aws import AwsStandIn, serve, serve_asgi
+from broker_demo.aws import AwsStandIn, serve, serve_asgi
 
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 ACCOUNT = "111122223333"
@@ -1144,7 +1144,7 @@ def test_cli_no_verify_accepts_any_well_formed_token() -> None:
         [
             sys.executable,
             "-m",
-            "broker.demo.aws",
+            "broker_demo.aws",
             "--port",
             str(port),
             "--latency-ms",

@@ -15,15 +15,15 @@ import pytest
 import yaml
 
 from broker.config import load_config, parse_config
-from broker.demo.idp import generate_key
 from broker.errors import ConfigError
+from broker_demo.idp import generate_key
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "broker.example.yaml"
 
 # Runs in a fresh interpreter: build the app the way `broker serve` does (app_from_env, so
-# broker.frontdoors picks the routers), serve it with uvicorn, hit /healthz, then list every
-# broker.demo* module that got imported along the way.
+# broker.app picks the front doors), serve it with uvicorn, hit /healthz, then list every
+# broker_demo* module that got imported along the way.
 _SERVE_AND_LIST = textwrap.dedent(
     """
     import json, sys, threading, time
@@ -45,7 +45,7 @@ _SERVE_AND_LIST = textwrap.dedent(
     metadata = httpx.get(f"http://127.0.0.1:{port}/saml/metadata").status_code
     server.should_exit = True
     thread.join(10)
-    demo = sorted(m for m in sys.modules if m == "broker.demo" or m.startswith("broker.demo."))
+    demo = sorted(m for m in sys.modules if m == "broker_demo" or m.startswith("broker_demo."))
     print(json.dumps({"healthz": status, "demo_modules": demo, "saml_metadata": metadata}))
     """
 )
@@ -86,8 +86,8 @@ def test_serving_the_app_never_imports_broker_demo(tmp_path: Path, which: str) -
 
 
 def test_broker_serve_command_never_imports_broker_demo(tmp_path: Path) -> None:
-    """The CLI registers `broker demo` in every process, but imports broker.demo only when
-    the demo runs: the real `broker serve` command loads no broker.demo module at all."""
+    """The CLI registers `broker demo` in every process, but imports broker_demo only when
+    the demo runs: the real `broker serve` command loads no broker_demo module at all."""
     from tests.test_serve import free_port
 
     port = free_port()
@@ -116,8 +116,8 @@ def test_broker_serve_command_never_imports_broker_demo(tmp_path: Path) -> None:
             proc.terminate()
             proc.wait(15)
     imported = {line.rsplit("|", 1)[-1].strip() for line in log.read_text().splitlines()}
-    assert "broker.api" in imported, "importtime saw the server's imports"
-    assert {m for m in imported if m == "broker.demo" or m.startswith("broker.demo.")} == set()
+    assert "broker.oidc.routes" in imported, "importtime saw the server's imports"
+    assert {m for m in imported if m == "broker_demo" or m.startswith("broker_demo.")} == set()
 
 
 def _clean_env() -> dict[str, str]:

@@ -15,9 +15,6 @@ import pytest
 from lxml import etree
 
 from broker.config import Config, OidcIdp, SamlIdp, ServerSettings, parse_config
-from broker.demo.idp import USERS, DemoIdp, DemoUser, role_pair
-from broker.demo.issuer import DemoIssuer
-from broker.demo.run import demo_config, run_demo
 from broker.errors import BrokerError
 from broker.mapping import map_roles
 from broker.oidc.jwks import JwksCache
@@ -26,6 +23,9 @@ from broker.saml.authn import start_login
 from broker.saml.settings import SamlIdpRuntime, load_idps, sp_endpoints
 from broker.saml.verify import SamlVerifier
 from broker.store import MemoryStore
+from broker_demo.idp import USERS, DemoIdp, DemoUser, role_pair
+from broker_demo.issuer import DemoIssuer
+from broker_demo.run import demo_config, run_demo
 
 pytestmark = pytest.mark.anyio
 SP = sp_endpoints(ServerSettings(base_url="http://127.0.0.1:8080"))

@@ -12,7 +12,7 @@ import pytest
 
 from broker.app import create_app
 from broker.config import Config, parse_config
-from broker.demo.aws import AwsStandIn, serve
+from broker_demo.aws import AwsStandIn, serve
 from tests.flows.harness import LogCapture, serve_app
 from tests.peers.oidc_provider import OidcProviderPeer
 

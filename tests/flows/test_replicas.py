@@ -9,10 +9,9 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
-from broker import frontdoors
 from broker.app import create_app
 from broker.config import StoreSettings
-from broker.demo.aws import AwsStandIn, serve
+from broker_demo.aws import AwsStandIn, serve
 from tests.flows.harness import serve_app
 from tests.flows.test_saml_console import ADMIN, BASE_URL, DEPLOYER, IDP_ENTITY, PROD, world_config
 from tests.saml.idp import TestIdp
@@ -41,11 +40,7 @@ def replicas(
         )
         urls = []
         for _ in range(2):
-            app = create_app(
-                config,
-                routers=frontdoors.routers(config),
-                startup_hooks=frontdoors.startup_hooks(config),
-            )
+            app = create_app(config)
             urls.append(stack.enter_context(serve_app(app)))
         yield idp, standin, pairs, urls
 

@@ -17,10 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from broker import frontdoors
 from broker.app import create_app
 from broker.config import Config, parse_config
-from broker.demo.aws import AwsStandIn, serve
+from broker_demo.aws import AwsStandIn, serve
 from tests.flows.harness import LogCapture, serve_app
 from tests.saml.idp import AWS, TestIdp
 
@@ -153,11 +152,7 @@ def saml_world(
             analytics = standin.register_saml_provider("corp", [idp.key.cert_pem], ANALYTICS)
             pairs = [f"{DEPLOYER},{prod}", f"{ADMIN},{prod}", f"{READER},{analytics}"]
             config = world_config(idp, standin_url, tmp / "audit.jsonl", sso_url, **server)
-            app = create_app(
-                config,
-                routers=frontdoors.routers(config),
-                startup_hooks=frontdoors.startup_hooks(config),
-            )
+            app = create_app(config)
             with serve_app(app) as url:
                 world = SamlWorld(
                     url, idp, standin, standin_url, capture, tmp / "audit.jsonl", pairs

@@ -17,7 +17,7 @@ from lxml import etree
 
 from broker.config import SamlIdp, ServerSettings
 from broker.errors import BrokerError
-from broker.identity import SignedRole
+from broker.identity import SamlAssertion, SignedRole
 from broker.saml.authn import start_login
 from broker.saml.metadata import sp_metadata
 from broker.saml.settings import SpEndpoints, load_idps, sp_endpoints
@@ -636,7 +636,8 @@ async def test_valid_shapes(idp: TestIdp, shape: dict[str, bool]) -> None:
     assert identity.idp == "corp"
     assert identity.issuer == idp.entity_id
     assert identity.subject == "alice@example.com"
-    assert identity.proof == form_value
+    assert isinstance(identity.proof, SamlAssertion)
+    assert identity.proof.response == form_value
     assert identity.signed_roles == (SignedRole(ROLE_ARN, PROVIDER_ARN),)
     assert identity.session_name == "alice@example.com"
     assert identity.session_duration is None

@@ -15,13 +15,19 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from broker.config import ServerSettings
 from broker.errors import CsrfFailed, SessionExpired
-from broker.identity import Identity, SignedRole
+from broker.identity import (
+    Identity,
+    NoProof,
+    Proof,
+    SamlAssertion,
+    SignedRole,
+    WebIdentityToken,
+)
 from broker.store import Store
 
 log = logging.getLogger(__name__)
 COOKIE = "broker_session"
 SESSION_KEY = "session:{}"
-EXTRAS_KEY = "sessions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +153,7 @@ def _encode(s: BrowserSession) -> bytes:
             "subject": i.subject,
             "attributes": dict(i.attributes),
             "expires_at": i.expires_at.timestamp(),
-            "proof": i.proof,
+            "proof": _encode_proof(i.proof),
             "signed_roles": [[r.role_arn, r.principal_arn] for r in i.signed_roles],
             "session_name": i.session_name,
             "session_duration": i.session_duration,
@@ -168,7 +174,7 @@ def _decode(sid: str, data: bytes) -> BrowserSession:
         subject=i["subject"],
         attributes=i["attributes"],
         expires_at=datetime.fromtimestamp(i["expires_at"], UTC),
-        proof=i["proof"],
+        proof=_decode_proof(i["proof"]),
         signed_roles=tuple(SignedRole(r, p) for r, p in i["signed_roles"]),
         session_name=i["session_name"],
         session_duration=i["session_duration"],
@@ -177,3 +183,20 @@ def _decode(sid: str, data: bytes) -> BrowserSession:
     return BrowserSession(
         sid, doc["csrf"], identity, datetime.fromtimestamp(doc["expires_at"], UTC), doc["last_role"]
     )
+
+
+def _encode_proof(proof: Proof) -> dict[str, str]:
+    if isinstance(proof, SamlAssertion):
+        return {"kind": "saml", "response": proof.response}
+    if isinstance(proof, WebIdentityToken):
+        return {"kind": "web-identity", "token": proof.token, "session_name": proof.session_name}
+    return {"kind": "none"}
+
+
+def _decode_proof(doc: dict[str, str]) -> Proof:
+    kind = doc.get("kind")
+    if kind == "saml":
+        return SamlAssertion(doc["response"])
+    if kind == "web-identity":
+        return WebIdentityToken(doc["token"], doc["session_name"])
+    return NoProof()

@@ -6,27 +6,22 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import Scope
 
-from broker.api import NO_STORE
 from broker.errors import (
     BrokerError,
     InvalidParameter,
     MalformedRequest,
     MethodNotAllowed,
     NotFound,
+    new_error_id,
 )
-from broker.exchange import new_error_id
+from broker.http.render import NO_STORE, page
 
 log = logging.getLogger("broker")
-
-templates = Environment(
-    loader=PackageLoader("broker", "templates"), autoescape=select_autoescape(), enable_async=False
-)
 
 
 def wants_html(scope: Scope) -> bool:
@@ -53,10 +48,15 @@ def problem(exc: BrokerError, scope: Scope) -> Response:
     )
     headers = {**NO_STORE, **exc.headers}
     if wants_html(scope):
-        page = templates.get_template("error.html").render(
-            title=exc.title, detail=exc.detail, code=exc.code, error_id=error_id
+        return page(
+            "error.html",
+            status=exc.status,
+            headers=headers,
+            title=exc.title,
+            detail=exc.detail,
+            code=exc.code,
+            error_id=error_id,
         )
-        return HTMLResponse(page, status_code=exc.status, headers=headers)
     body = {
         "type": f"urn:broker:error:{exc.code}",
         "title": exc.title,

@@ -14,8 +14,8 @@ from fnmatch import fnmatchcase
 from starlette.requests import Request
 from starlette.responses import Response
 
-from broker.demo import samlassertion
-from broker.demo.parameters import (
+from broker_demo import samlassertion
+from broker_demo.parameters import (
     SAML_PROVIDER_ARN,
     SESSION_NAME,
     Role,
@@ -23,9 +23,9 @@ from broker.demo.parameters import (
     check_role_and_policies,
     common_constraints,
 )
-from broker.demo.query import Constraints, Node, error, read_params, success
-from broker.demo.state import IssuedSession, Registry, StsCall, StsFault
-from broker.demo.webidentity import WebIdentityVerifier
+from broker_demo.query import Constraints, Node, error, read_params, success
+from broker_demo.state import IssuedSession, Registry, StsCall, StsFault
+from broker_demo.webidentity import WebIdentityVerifier
 
 VERSION = "2011-06-15"
 CREDENTIAL = re.compile(r"Credential=(?P<akid>[A-Z0-9]{16,128})/")

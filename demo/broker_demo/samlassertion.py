@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import xmlsec
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
 
-from broker.demo.state import SamlProvider, StsFault
+from broker_demo.state import SamlProvider, StsFault
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"

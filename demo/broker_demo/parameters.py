@@ -6,8 +6,8 @@ import json
 import re
 from dataclasses import dataclass
 
-from broker.demo.query import Constraints
-from broker.demo.state import StsFault
+from broker_demo.query import Constraints
+from broker_demo.state import StsFault
 
 ROLE_ARN = re.compile(
     r"arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):role/"

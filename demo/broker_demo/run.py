@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 # when the demo actually runs.
 if TYPE_CHECKING:
     from broker.config import Config
-    from broker.demo.idp import DemoIdp
-    from broker.demo.issuer import DemoIssuer
+    from broker_demo.idp import DemoIdp
+    from broker_demo.issuer import DemoIssuer
 
 SAML_IDP, OIDC_IDP = "demo-idp", "demo-ci"
 
@@ -31,8 +31,8 @@ def demo_config(
     *, base_url: str, standin_url: str, idp: DemoIdp, issuer_url: str, secret: str
 ) -> dict[str, Any]:
     """The demo's configuration, in the same shape as a production YAML file."""
-    from broker.demo.idp import ACCOUNTS, PRODUCTION, STAGING
-    from broker.demo.issuer import AUDIENCE, REF, REPOSITORY
+    from broker_demo.idp import ACCOUNTS, PRODUCTION, STAGING
+    from broker_demo.issuer import AUDIENCE, REF, REPOSITORY
 
     roles = {
         "prod-admin": (PRODUCTION, "Admin", "Full access (demo)"),
@@ -128,14 +128,13 @@ def _stop_on_sigterm() -> None:
 def run_demo(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = False) -> int:
     """Start everything, print where to go, run until Ctrl-C. Returns an exit status."""
     _require_loopback(host)
-    from broker import frontdoors
     from broker.app import create_app
     from broker.config import parse_config
-    from broker.demo.aws import AwsStandIn, serve
-    from broker.demo.idp import ACCOUNTS, PRODUCTION, DemoIdp
-    from broker.demo.issuer import AUDIENCE, DemoIssuer
-    from broker.demo.serving import serve_asgi
     from broker.logs import configure_logging
+    from broker_demo.aws import AwsStandIn, serve
+    from broker_demo.idp import ACCOUNTS, PRODUCTION, DemoIdp
+    from broker_demo.issuer import AUDIENCE, DemoIssuer
+    from broker_demo.serving import serve_asgi
 
     base_url = f"http://{host}:{port}"
     idp_port, issuer_port = free_port(host), free_port(host)
@@ -159,11 +158,7 @@ def run_demo(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = Fal
         )
         config = parse_config(data)
         config_file = _write_config(stack, data)
-        app = create_app(
-            config,
-            routers=frontdoors.routers(config),
-            startup_hooks=frontdoors.startup_hooks(config),
-        )
+        app = create_app(config)
         try:
             stack.enter_context(serve_asgi(app, host, port))
         except OSError as exc:
@@ -246,7 +241,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m broker.demo.run")
+    parser = argparse.ArgumentParser(prog="python -m broker_demo.run")
     add_demo_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["demo", *(argv if argv is not None else sys.argv[1:])])
     return int(args.func(args))

@@ -24,7 +24,7 @@ from starlette.responses import (
     Response,
 )
 
-from broker.demo.state import ConsoleSession, FederationCall, Registry
+from broker_demo.state import ConsoleSession, FederationCall, Registry
 
 COOKIE = "aws-standin-console"
 DEFAULT_SESSION_DURATION = 43200

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import jwt
 
-from broker.demo.state import OidcProvider, Registry, StsFault, issuer_key, oidc_provider_path
+from broker_demo.state import OidcProvider, Registry, StsFault, issuer_key, oidc_provider_path
 
 # STS accepts only asymmetric signatures: a shared-secret or unsigned token proves nothing.
 ALGORITHMS = frozenset(

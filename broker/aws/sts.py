@@ -1,7 +1,7 @@
 """Async STS client for the two unsigned calls: AssumeRoleWithWebIdentity and AssumeRoleWithSAML.
 
 Not boto3 (blocking, ~1.9 ms of CPU a call) nor httpx/aiohttp (0.3-2 ms): this call is on
-every credential request, so it goes through the lean pooled transport in sts_transport.
+every credential request, so it goes through the lean pooled transport in aws.transport.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from urllib.parse import quote_plus
 
 from lxml import etree
 
-from broker.config import MAX_SESSION_SECONDS, MIN_SESSION_SECONDS, AwsSettings
+from broker.aws.transport import StsTransport, TransportError
+from broker.config import AwsSettings
 from broker.errors import (
     BrokerError,
     StsAccessDenied,
@@ -27,8 +28,7 @@ from broker.errors import (
     StsTokenExpired,
     StsUnavailable,
 )
-from broker.identity import Credentials
-from broker.sts_transport import StsTransport, TransportError
+from broker.identity import Credentials, StsCall
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,6 @@ _NS = {"s": "https://sts.amazonaws.com/doc/2011-06-15/"}
 _PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True
 )
-_SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]", re.ASCII)
 # STS codes worth another try: throttling and the server's own transient failures.
 _RETRYABLE = {
     "Throttling",
@@ -55,18 +54,6 @@ _THROTTLE = {
     "TooManyRequestsException",
 }
 _MAX_BACKOFF = 5.0
-
-
-def session_name(raw: str) -> str:
-    """STS's RoleSessionName is [\\w+=,.@-]{2,64}: replace the rest, trim, pad."""
-    name = _SESSION_NAME_BAD.sub("-", raw)[:64]
-    return name if len(name) >= 2 else (name + "--")[:2]
-
-
-def clamp_duration(requested: int | None, role_max: int) -> int:
-    """min(requested, role maximum, 43200), never under STS's 900."""
-    limit = min(role_max, MAX_SESSION_SECONDS)
-    return max(MIN_SESSION_SECONDS, min(requested or limit, limit))
 
 
 class RetryBudget:
@@ -124,54 +111,28 @@ class StsClient:
             await self._transport.close()
             self._transport = None
 
-    async def assume_role_with_web_identity(
+    async def assume(
         self,
+        call: StsCall,
         *,
-        role_arn: str,
-        token: str,
-        session_name: str,
         duration: int,
         policy: str | None = None,
         policy_arns: tuple[str, ...] = (),
     ) -> Credentials:
-        params = {"RoleArn": role_arn, "RoleSessionName": session_name, "WebIdentityToken": token}
-        return await self._assume(
-            "AssumeRoleWithWebIdentity", params, duration, policy, policy_arns
-        )
-
-    async def assume_role_with_saml(
-        self,
-        *,
-        role_arn: str,
-        principal_arn: str,
-        assertion: str,
-        duration: int,
-        policy: str | None = None,
-        policy_arns: tuple[str, ...] = (),
-    ) -> Credentials:
-        params = {"RoleArn": role_arn, "PrincipalArn": principal_arn, "SAMLAssertion": assertion}
-        return await self._assume("AssumeRoleWithSAML", params, duration, policy, policy_arns)
-
-    async def _assume(
-        self,
-        action: str,
-        params: dict[str, str],
-        duration: int,
-        policy: str | None,
-        policy_arns: tuple[str, ...],
-    ) -> Credentials:
+        """One AssumeRoleWith* call; retried (full jitter, within the budget) only when STS
+        throttles or fails transiently."""
         form = {
-            "Action": action,
+            "Action": call.action,
             "Version": "2011-06-15",
             "DurationSeconds": str(duration),
-            **params,
+            **call.params,
         }
         if policy:
             form["Policy"] = policy
         for i, arn in enumerate(policy_arns, start=1):
             form[f"PolicyArns.member.{i}.arn"] = arn
-        body = await self._call(action, form)
-        return _credentials(body, action)
+        body = await self._call(call.action, form)
+        return _credentials(body, call.action)
 
     async def _call(self, action: str, form: Mapping[str, str]) -> bytes:
         if self._transport is None:

@@ -2,7 +2,7 @@
 
 It speaks AWS's real wire formats, checks what AWS checks (signatures, issuers, audiences,
 trust, parameter constraints) and records every call, so tests can assert what reached "AWS".
-Run it alone with `python -m broker.demo.aws --port 9000 [--latency-ms N] [--no-verify]`.
+Run it alone with `python -m broker_demo.aws --port 9000 [--latency-ms N] [--no-verify]`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from broker.demo.federation import FederationService
-from broker.demo.parameters import ROLE_ARN
-from broker.demo.serving import make_server, serve_asgi
-from broker.demo.state import (
+from broker_demo.federation import FederationService
+from broker_demo.parameters import ROLE_ARN
+from broker_demo.serving import make_server, serve_asgi
+from broker_demo.state import (
     FederationCall,
     OidcProvider,
     Registry,
@@ -36,8 +36,8 @@ from broker.demo.state import (
     issuer_key,
     oidc_provider_path,
 )
-from broker.demo.sts import StsService
-from broker.demo.webidentity import WebIdentityVerifier
+from broker_demo.sts import StsService
+from broker_demo.webidentity import WebIdentityVerifier
 
 __all__ = ["AwsStandIn", "FederationCall", "StsCall", "main", "serve", "serve_asgi"]
 
@@ -249,7 +249,7 @@ def serve(standin: AwsStandIn, host: str = "127.0.0.1", port: int = 0) -> Iterat
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m broker.demo.aws", description="Run the local AWS stand-in (not AWS)."
+        prog="python -m broker_demo.aws", description="Run the local AWS stand-in (not AWS)."
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)

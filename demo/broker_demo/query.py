@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 
-from broker.demo.state import NAMESPACE, StsFault
+from broker_demo.state import NAMESPACE, StsFault
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_FIELDS = 200

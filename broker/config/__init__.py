@@ -1,0 +1,37 @@
+"""Typed configuration: the YAML file (IdPs, accounts, roles, rules), validated once at startup."""
+
+from broker.aws.arn import MAX_SESSION_SECONDS, MIN_SESSION_SECONDS, PROVIDER_ARN, ROLE_ARN
+from broker.aws.partitions import Partition
+from broker.config.base import NAME, Strict, check_url, is_loopback_url
+from broker.config.idps import Algorithm, OidcIdp, SamlIdp
+from broker.config.loader import load_config, parse_config
+from broker.config.model import Config, IdentityProvider
+from broker.config.rules import Account, GrantTemplate, Role, Rule
+from broker.config.settings import AuditSettings, AwsSettings, ServerSettings, StoreSettings
+
+__all__ = [
+    "MAX_SESSION_SECONDS",
+    "MIN_SESSION_SECONDS",
+    "NAME",
+    "PROVIDER_ARN",
+    "ROLE_ARN",
+    "Account",
+    "Algorithm",
+    "AuditSettings",
+    "AwsSettings",
+    "Config",
+    "GrantTemplate",
+    "IdentityProvider",
+    "OidcIdp",
+    "Partition",
+    "Role",
+    "Rule",
+    "SamlIdp",
+    "ServerSettings",
+    "StoreSettings",
+    "Strict",
+    "check_url",
+    "is_loopback_url",
+    "load_config",
+    "parse_config",
+]

@@ -1,0 +1,86 @@
+"""Identity providers: OIDC issuers and SAML IdPs, each validated on its own."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from broker.aws.partitions import AWS_SAML_AUDIENCE, PARTITIONS
+from broker.config.base import Strict, check_url
+
+Algorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+
+
+def _default_algorithms() -> list[Algorithm]:
+    return ["RS256", "ES256"]
+
+
+class OidcIdp(Strict):
+    type: Literal["oidc"]
+    issuer: str
+    audiences: list[str] = Field(min_length=1)
+    algorithms: list[Algorithm] = Field(default_factory=_default_algorithms, min_length=1)
+    clock_skew_seconds: int = Field(60, ge=0, le=600)
+    max_token_bytes: int = Field(16 * 1024, ge=512, le=256 * 1024)
+    # Regular JWKS refresh, and the floor between refreshes forced by an unknown kid.
+    jwks_refresh_seconds: float = Field(3600, ge=1)
+    jwks_min_refresh_seconds: float = Field(30, ge=0)
+    http_timeout_seconds: float = Field(5, gt=0, le=60)
+    # RoleSessionName template over claims, e.g. "{email}" or "gh-{repository_owner}".
+    # Default: the email claim, else sub.
+    session_name: str | None = None
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, v: str) -> str:
+        return check_url(v, "issuer")
+
+    @field_validator("session_name")
+    @classmethod
+    def _session_name(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                list(string.Formatter().parse(v))
+            except ValueError as exc:
+                raise ValueError(f"session_name: bad template: {exc}") from None
+        return v
+
+
+class SamlIdp(Strict):
+    type: Literal["saml"]
+    metadata_file: Path | None = None
+    metadata_url: str | None = None
+    entity_id: str | None = None
+    sso_url: str | None = None
+    certificates: list[str] = Field(default_factory=list)
+    idp_initiated: bool = True
+    audiences: list[str] = Field(
+        default_factory=lambda: [AWS_SAML_AUDIENCE, PARTITIONS["aws"].saml_endpoint],
+        min_length=1,
+    )
+    trust_assertion_roles: bool = True
+    # Deprecated digests/signatures (SHA-1) are refused unless this is set for the IdP.
+    allow_sha1: bool = False
+    clock_skew_seconds: int = Field(60, ge=0, le=600)
+    # The IdP sends PrincipalTag:* / SourceIdentity attributes: trust policies then need
+    # sts:TagSession / sts:SetSourceIdentity (see `broker setup trust-policy`).
+    session_tags: bool = False
+    source_identity: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SamlIdp:
+        sources = [
+            self.metadata_file is not None,
+            self.metadata_url is not None,
+            self.entity_id is not None,
+        ]
+        if sum(sources) != 1:
+            raise ValueError(
+                "set exactly one of metadata_file, metadata_url or entity_id (+ sso_url, certificates)"
+            )
+        if self.entity_id is not None and not self.certificates:
+            raise ValueError("entity_id needs certificates")
+        return self

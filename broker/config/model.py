@@ -1,0 +1,82 @@
+"""The whole configuration: one typed document, cross-checked once at startup."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+
+from broker.config.base import NAME, Strict
+from broker.config.idps import OidcIdp, SamlIdp
+from broker.config.rules import Account, Role, Rule
+from broker.config.settings import AuditSettings, AwsSettings, ServerSettings, StoreSettings
+
+IdentityProvider = Annotated[OidcIdp | SamlIdp, Field(discriminator="type")]
+
+
+class Config(Strict):
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    identity_providers: dict[Annotated[str, Field(pattern=NAME)], IdentityProvider] = Field(
+        min_length=1
+    )
+    accounts: dict[Annotated[str, Field(pattern=r"^\d{12}$")], Account] = Field(
+        default_factory=dict
+    )
+    roles: dict[Annotated[str, Field(pattern=NAME)], Role] = Field(default_factory=dict)
+    rules: list[Rule] = Field(default_factory=list)
+
+    @field_validator("accounts", mode="before")
+    @classmethod
+    def _account_keys(cls, v: Any) -> Any:
+        # YAML reads an unquoted id as an int, and one with a leading 0 as octal: only an
+        # unambiguous 12-digit int is taken as is; anything else must be quoted.
+        if isinstance(v, dict):
+            out: dict[Any, Any] = {}
+            for k, a in v.items():
+                if isinstance(k, int) and not isinstance(k, bool):
+                    if not 10**11 <= k < 10**12:
+                        raise ValueError(f"account id {k} must be 12 digits; quote it in YAML")
+                    k = str(k)
+                out[k] = a
+            return out
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        problems: list[str] = []
+        for name, role in self.roles.items():
+            part = role.arn.split(":")[1]
+            if part != self.aws.partition:
+                problems.append(
+                    f"roles.{name}.arn is in partition {part}, but aws.partition is {self.aws.partition}"
+                )
+        seen: set[str] = set()
+        for i, rule in enumerate(self.rules):
+            where = f"rules[{i}] ({rule.name})"
+            if rule.name in seen:
+                problems.append(f"{where}: duplicate rule name")
+            seen.add(rule.name)
+            if rule.idp != "*" and rule.idp not in self.identity_providers:
+                problems.append(f"{where}.idp: no identity provider named {rule.idp!r}")
+            for item in (*rule.grant, *rule.deny):
+                if isinstance(item, str) and item != "*" and item not in self.roles:
+                    problems.append(f"{where}: no role named {item!r} in roles")
+        if problems:  # all of them at once, so one edit-and-retry fixes everything
+            raise ValueError("\n  ".join(problems))
+        return self
+
+    @cached_property
+    def role_arns(self) -> dict[str, str]:
+        return {name: role.arn for name, role in self.roles.items()}
+
+    @cached_property
+    def role_names_by_arn(self) -> dict[str, str]:
+        return {role.arn: name for name, role in self.roles.items()}
+
+    def account_name(self, account_id: str) -> str | None:
+        acct = self.accounts.get(account_id)
+        return acct.name if acct else None
