@@ -17,7 +17,7 @@ from urllib.parse import quote_plus
 
 from lxml import etree
 
-from broker.aws.transport import StsTransport, TransportError
+from broker.aws.transport import HttpxTransport, StsTransport, TransportError
 from broker.config import AwsSettings
 from broker.errors import (
     BrokerError,
@@ -96,14 +96,19 @@ class StsClient:
         self._rng = rng
         self._sleep = sleep
         self._budget = RetryBudget()
-        self._transport: StsTransport | None = None
+        self._transport: StsTransport | HttpxTransport | None = None
         self.calls = 0  # HTTP requests sent, for /metrics and tests
 
     async def start(self) -> None:
-        self._transport = StsTransport(
+        s = self._settings
+        connect_timeout = min(2.0, s.sts_timeout_seconds)
+        transport = StsTransport if s.sts_transport == "native" else HttpxTransport
+        self._transport = transport(
             self._url,
-            timeout=self._settings.sts_timeout_seconds,
-            connect_timeout=min(2.0, self._settings.sts_timeout_seconds),
+            timeout=s.sts_timeout_seconds,
+            connect_timeout=connect_timeout,
+            max_connections=s.sts_max_connections,
+            idle_seconds=s.sts_idle_seconds,
         )
 
     async def close(self) -> None:
