@@ -286,10 +286,12 @@ def run_paced(
 # --- the servers --------------------------------------------------------------------------
 
 
-def broker_config(issuer: str, sts_port: int, port: int, audit: Path) -> dict[str, Any]:
+def broker_config(
+    issuer: str, sts_port: int, port: int, audit: Path, sts_transport: str | None = None
+) -> dict[str, Any]:
     from broker.config import parse_config
 
-    data = {
+    data: dict[str, Any] = {
         "server": {"base_url": f"http://127.0.0.1:{port}"},
         "aws": {"sts_endpoint": f"http://127.0.0.1:{sts_port}/"},
         "audit": {"path": str(audit)},
@@ -311,6 +313,8 @@ def broker_config(issuer: str, sts_port: int, port: int, audit: Path) -> dict[st
             }
         ],
     }
+    if sts_transport is not None:  # only when asked: older checkouts don't know the key
+        data["aws"]["sts_transport"] = sts_transport
     parse_config(data)  # fail here, with the key named, rather than in the child's log
     return data
 
@@ -372,7 +376,9 @@ class Bench:
         argv = [PY, str(BENCH / "sts_responder.py"), "--port", str(sts_port)]
         self.procs.start("sts", [*argv, "--latency-ms", f"{latency_ms:g}"])
         config = self.tmp / f"broker-{latency_ms:g}.yaml"
-        data = broker_config(self.issuer, sts_port, port, self.tmp / "audit.log")
+        data = broker_config(
+            self.issuer, sts_port, port, self.tmp / "audit.log", self.args.sts_transport
+        )
         config.write_text(json.dumps(data), encoding="utf-8")  # JSON is YAML
         argv = [*UVICORN, "--port", str(port), "--factory", "broker.app:app_from_env"]
         env = {"BROKER_CONFIG": str(config)}
@@ -464,6 +470,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=ROOT,
         help="run the broker package found in this directory (to A/B a change); default: here",
+    )
+    parser.add_argument(
+        "--sts-transport",
+        choices=["native", "httpx"],
+        help="the broker's STS transport (aws.sts_transport); default: the config's default",
     )
     args = parser.parse_args(argv)
     if not (args.broker_src / "broker" / "app.py").is_file():
