@@ -1,0 +1,1 @@
+"""The AWS console sign-in through the federation endpoint (getSigninToken, Action=login)."""
