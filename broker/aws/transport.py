@@ -120,7 +120,7 @@ class StsTransport:
         connect_timeout: float,
         ssl_context: ssl.SSLContext | None = None,
         user_agent: str = "broker",
-        max_connections: int = 100,
+        max_connections: int = 512,
         idle_seconds: float = 30.0,
         proxy: str | Literal["environment"] | None = "environment",
     ) -> None:
@@ -259,7 +259,7 @@ class HttpxTransport:
         *,
         timeout: float,
         connect_timeout: float,
-        max_connections: int = 100,
+        max_connections: int = 512,
         idle_seconds: float = 30.0,
     ) -> None:
         self._url = url

@@ -54,8 +54,10 @@ class AwsSettings(Strict):
     sts_timeout_seconds: float = Field(5.0, gt=0, le=60)
     sts_max_attempts: int = Field(3, ge=1, le=10)
     sts_retry_base_seconds: float = Field(0.1, ge=0, le=10)
-    # Connections to STS: at most this many open at once; closed after this long unused.
-    sts_max_connections: int = Field(100, ge=1, le=10_000)
+    # Connections to STS: at most this many open at once (sized so that one worker's CPU,
+    # not the pool, is the limit at 100 ms of STS latency: 512 / 0.1 s > ~3,700 req/s per
+    # worker measured in bench/); closed after this long unused.
+    sts_max_connections: int = Field(512, ge=1, le=10_000)
     sts_idle_seconds: float = Field(30.0, gt=0, le=3600)
     # "native": the lean pooled transport; "httpx": the general-purpose client (measured
     # slower in bench/, kept for proxies the native transport does not speak).
