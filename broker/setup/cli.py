@@ -12,6 +12,7 @@ from typing import Any
 from broker.config import load_config
 from broker.setup import SetupError, iam
 from broker.setup.check import check
+from broker.setup.enforcement import REMEDY
 from broker.setup.metadata import check_metadata, load
 from broker.setup.thumbprint import IAM_NOTE, ThumbprintReport, thumbprint
 from broker.setup.trust_policy import trust_policy
@@ -74,6 +75,11 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
         "--provider-arn",
         metavar="ARN",
         help="the IAM provider's ARN, when not derived from the role's account",
+    )
+    p.add_argument(
+        "--allow-any-subject",
+        action="store_true",
+        help="print a policy even when IAM cannot tell apart who may assume the role",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_trust_policy)
@@ -233,15 +239,21 @@ def _trust_policy(args: argparse.Namespace) -> int:
             tags=args.tags,
             source_identity=args.source_identity,
             provider_arn=args.provider_arn,
+            allow_any_subject=args.allow_any_subject,
         )
     except SetupError as exc:
         return _fail(exc.detail)
     if args.json:
         print(json.dumps(policy.to_json(), indent=2))
     else:
+        # stdout stays the bare policy, ready to paste; everything said about it goes to stderr.
         print(json.dumps(policy.document, indent=2))
         for w in policy.warnings:
             print(f"warning: {w}", file=sys.stderr)
+        for b in policy.broker_only:
+            print(f"broker only: {b}", file=sys.stderr)
+        if policy.broker_only:
+            print(f"note: {REMEDY}", file=sys.stderr)
     return 0
 
 
