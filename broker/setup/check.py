@@ -18,7 +18,8 @@ from broker.setup import SetupError
 from broker.setup.fetch import get_json
 from broker.setup.metadata import check_metadata, load
 from broker.setup.review import review
-from broker.setup.thumbprint import CertInfo, endpoint, presented_chain
+from broker.setup.thumbprint import CertInfo, endpoint
+from broker.setup.tlschain import presented_chain
 from broker.setup.trust_policy import grants
 
 EXPIRY_WARNING = timedelta(days=30)

@@ -14,7 +14,7 @@ from broker.setup import SetupError, iam
 from broker.setup.check import check
 from broker.setup.enforcement import REMEDY
 from broker.setup.metadata import check_metadata, load
-from broker.setup.thumbprint import IAM_NOTE, ThumbprintReport, thumbprint
+from broker.setup.thumbprint import IAM_NOTE, Probe, ThumbprintReport, thumbprint
 from broker.setup.trust_policy import trust_policy
 
 
@@ -140,6 +140,8 @@ def _thumbprint_lines(r: ThumbprintReport) -> list[str]:
         lines.append(f"{h.host}:{h.port} ({h.role})")
         for p in h.probes:
             lines.append(f"  {p.address}: {p.error or 'thumbprint ' + (p.thumbprint or 'none')}")
+            if p.error is None:
+                lines.append(f"    {_verification(p)}")
             rows = [
                 [str(i), c.subject, c.issuer, f"{c.not_after:%Y-%m-%d}", c.sha1]
                 for i, c in enumerate(p.chain)
@@ -150,6 +152,15 @@ def _thumbprint_lines(r: ThumbprintReport) -> list[str]:
     lines += [f"error: {e}" for e in r.errors] + [f"warning: {w}" for w in r.warnings]
     lines += ["", "thumbprint(s): " + (", ".join(r.thumbprints) or "none"), f"note: {IAM_NOTE}"]
     return lines
+
+
+def _verification(p: Probe) -> str:
+    said = "chain read without certificate verification (CERT_NONE), as IAM takes it; "
+    if p.verified is None:
+        return said + f"no verified connection: {p.verify_error}"
+    if p.verified:
+        return said + f"a verified connection agrees (trusted up to {p.verified_root})"
+    return said + "a verified connection was presented ANOTHER chain"
 
 
 def _plan_lines(plan: iam.Plan) -> list[str]:
