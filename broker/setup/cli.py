@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.config import load_config
-from broker.setup import SetupError, iam
+from broker.setup import SetupError, iac_cli, iam
 from broker.setup.check import check
 from broker.setup.enforcement import REMEDY
 from broker.setup.metadata import check_metadata, load
@@ -27,7 +27,9 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     _net_options(p)
     p.set_defaults(func=_thumbprint)
 
-    setup = sub.add_parser("setup", help="register IAM identity providers; print trust policies")
+    setup = sub.add_parser(
+        "setup", help="IAM identity providers, trust policies, IAM as code, drift plans"
+    )
     steps = setup.add_subparsers(dest="setup_command", required=True, metavar="STEP")
     p = steps.add_parser(
         "oidc-provider", help="create or update the IAM OIDC provider (dry run unless --apply)"
@@ -83,6 +85,7 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_trust_policy)
+    iac_cli.add_steps(steps)
 
     config = sub.add_parser("config", help="validate the configuration")
     cmds = config.add_subparsers(dest="config_command", required=True, metavar="STEP")
