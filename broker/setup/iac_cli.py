@@ -1,8 +1,9 @@
-"""`broker setup export`: IAM as code for the providers and roles the config implies."""
+"""`broker setup export` and `broker setup plan`: IAM as code, and a drift check that CI can fail on."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -10,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from broker.config import load_config
-from broker.setup import SetupError, export_cfn, export_pulumi
+from broker.setup import SetupError, export_cfn, export_pulumi, iam
 from broker.setup.desired import AccountSpec, desired, provenance
+from broker.setup.plan import Drift, plan_account
 
-FAILED = 1
+IN_SYNC, DRIFT, FAILED = 0, 2, 1
 THUMBPRINT_ARG = re.compile(r"(?P<idp>[A-Za-z0-9][A-Za-z0-9_.-]*)=(?P<hex>[0-9a-fA-F]{40})")
 
 
@@ -32,6 +34,15 @@ def add_steps(steps: argparse._SubParsersAction[Any]) -> None:
     )
     _common(p)
     p.set_defaults(func=_export)
+    p = steps.add_parser(
+        "plan", help="compare live IAM with the config; exit 2 when they differ, 0 when in sync"
+    )
+    _common(p)
+    p.add_argument("--endpoint-url", metavar="URL", help="IAM endpoint, e.g. a local test server")
+    p.add_argument("--region", help="signing region (IAM is global; default us-east-1)")
+    p.add_argument("--profile", help="AWS profile (default: AWS_PROFILE / the standard chain)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_plan)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -120,3 +131,37 @@ def _files(args: argparse.Namespace, spec: AccountSpec, text: str) -> dict[str, 
         f"name: broker-iam-{acct}\nruntime: python\ndescription: IAM for the broker in {acct}\n"
     )
     return {f"{acct}/__main__.py": text, f"{acct}/Pulumi.yaml": project}
+
+
+def _plan(args: argparse.Namespace) -> int:
+    try:
+        specs, source = _specs(args)
+        if len(specs) > 1:
+            return _fail(
+                f"roles in {len(specs)} accounts ({', '.join(s.account for s in specs)}): "
+                "plan one at a time with --account ID, with that account's credentials"
+            )
+        client = iam.client(
+            endpoint_url=args.endpoint_url, region=args.region, profile=args.profile
+        )
+        spec = specs[0]
+        drifts = plan_account(client, spec)
+    except SetupError as exc:
+        return _fail(exc.detail)
+    if args.json:
+        doc = {"account": spec.account, "config": source, "in_sync": not drifts}
+        print(json.dumps(doc | {"differences": [d.to_json() for d in drifts]}, indent=2))
+    else:
+        print("\n".join(_lines(spec, source, drifts)))
+    return DRIFT if drifts else IN_SYNC
+
+
+def _lines(spec: AccountSpec, source: str, drifts: list[Drift]) -> list[str]:
+    label = f" ({spec.label})" if spec.label else ""
+    lines = [f"account {spec.account}{label} against {source}"]
+    for d in drifts:
+        lines.append(f"{'+' if d.kind == 'missing' else '~'} {d.what}: {d.kind}")
+        lines += [f"    {x}" for x in d.detail]
+    count = f"{len(drifts)} difference{'s' if len(drifts) != 1 else ''}"
+    lines.append(f"plan: {count}" if drifts else "plan: in sync")
+    return lines
