@@ -17,7 +17,9 @@ from broker.matchers import ClaimTest, Combine, Matcher, Not
 from broker.setup import SetupError
 from broker.setup.fetch import get_json
 from broker.setup.metadata import check_metadata, load
-from broker.setup.thumbprint import CertInfo, endpoint, presented_chain
+from broker.setup.review import review
+from broker.setup.thumbprint import CertInfo, endpoint
+from broker.setup.tlschain import presented_chain
 from broker.setup.trust_policy import grants
 
 EXPIRY_WARNING = timedelta(days=30)
@@ -84,6 +86,7 @@ def check(
         f"valid: {len(config.identity_providers)} IdPs, {len(config.roles)} roles, {len(config.rules)} rules",
     )
     _static(config, report)
+    report.findings += review(config)
     for name, idp in config.identity_providers.items():
         where = f"identity_providers.{name}"
         try:

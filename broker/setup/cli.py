@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.config import load_config
-from broker.setup import SetupError, iam
+from broker.setup import SetupError, iac_cli, iam
 from broker.setup.check import check
+from broker.setup.enforcement import REMEDY
 from broker.setup.metadata import check_metadata, load
-from broker.setup.thumbprint import IAM_NOTE, ThumbprintReport, thumbprint
+from broker.setup.thumbprint import IAM_NOTE, Probe, ThumbprintReport, thumbprint
 from broker.setup.trust_policy import trust_policy
 
 
@@ -26,7 +27,9 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     _net_options(p)
     p.set_defaults(func=_thumbprint)
 
-    setup = sub.add_parser("setup", help="register IAM identity providers; print trust policies")
+    setup = sub.add_parser(
+        "setup", help="IAM identity providers, trust policies, IAM as code, drift plans"
+    )
     steps = setup.add_subparsers(dest="setup_command", required=True, metavar="STEP")
     p = steps.add_parser(
         "oidc-provider", help="create or update the IAM OIDC provider (dry run unless --apply)"
@@ -75,8 +78,14 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="ARN",
         help="the IAM provider's ARN, when not derived from the role's account",
     )
+    p.add_argument(
+        "--allow-any-subject",
+        action="store_true",
+        help="print a policy even when IAM cannot tell apart who may assume the role",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_trust_policy)
+    iac_cli.add_steps(steps)
 
     config = sub.add_parser("config", help="validate the configuration")
     cmds = config.add_subparsers(dest="config_command", required=True, metavar="STEP")
@@ -134,6 +143,8 @@ def _thumbprint_lines(r: ThumbprintReport) -> list[str]:
         lines.append(f"{h.host}:{h.port} ({h.role})")
         for p in h.probes:
             lines.append(f"  {p.address}: {p.error or 'thumbprint ' + (p.thumbprint or 'none')}")
+            if p.error is None:
+                lines.append(f"    {_verification(p)}")
             rows = [
                 [str(i), c.subject, c.issuer, f"{c.not_after:%Y-%m-%d}", c.sha1]
                 for i, c in enumerate(p.chain)
@@ -144,6 +155,15 @@ def _thumbprint_lines(r: ThumbprintReport) -> list[str]:
     lines += [f"error: {e}" for e in r.errors] + [f"warning: {w}" for w in r.warnings]
     lines += ["", "thumbprint(s): " + (", ".join(r.thumbprints) or "none"), f"note: {IAM_NOTE}"]
     return lines
+
+
+def _verification(p: Probe) -> str:
+    said = "chain read without certificate verification (CERT_NONE), as IAM takes it; "
+    if p.verified is None:
+        return said + f"no verified connection: {p.verify_error}"
+    if p.verified:
+        return said + f"a verified connection agrees (trusted up to {p.verified_root})"
+    return said + "a verified connection was presented ANOTHER chain"
 
 
 def _plan_lines(plan: iam.Plan) -> list[str]:
@@ -233,15 +253,21 @@ def _trust_policy(args: argparse.Namespace) -> int:
             tags=args.tags,
             source_identity=args.source_identity,
             provider_arn=args.provider_arn,
+            allow_any_subject=args.allow_any_subject,
         )
     except SetupError as exc:
         return _fail(exc.detail)
     if args.json:
         print(json.dumps(policy.to_json(), indent=2))
     else:
+        # stdout stays the bare policy, ready to paste; everything said about it goes to stderr.
         print(json.dumps(policy.document, indent=2))
         for w in policy.warnings:
             print(f"warning: {w}", file=sys.stderr)
+        for b in policy.broker_only:
+            print(f"broker only: {b}", file=sys.stderr)
+        if policy.broker_only:
+            print(f"note: {REMEDY}", file=sys.stderr)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Translate a rule's `when` into IAM condition clauses on `sub` and `aud`, never narrower than the rule.
+"""Translate a rule's `when` into IAM condition clauses (`sub`, `aud`, …), never narrower than the rule.
 
 A trust policy may only over-approximate the broker's rules: anything the broker grants must
 still pass STS. So every matcher becomes a disjunction of clauses (one Statement each), each
@@ -49,6 +49,8 @@ DROPPED = Approx((frozenset(),), exact=False)
 class Translator:
     # The IdP's issuer: a test on `iss` is then decided here (the broker verifies iss anyway).
     issuer: str | None = None
+    # Claims IAM can see for this issuer (or that feed a `sub` pattern); others are dropped.
+    keys: frozenset[str] = frozenset(KEYS)
     warnings: list[str] = field(default_factory=list)
     dropped: set[str] = field(default_factory=set)
 
@@ -99,11 +101,11 @@ class Translator:
         if t.claim == "iss" and self.issuer is not None and t.op in ("equals", "in"):
             values = {_text(v) for v in (t.value if isinstance(t.value, list) else [t.value])}
             return TRUE if (self.issuer in values) != (t.each == "none") else NEVER
-        if t.claim not in KEYS:
+        if t.claim not in self.keys:
             self.dropped.add(t.claim)
             return DROPPED
         a = self._positive(t)
-        # `sub` and `aud` are single-valued here: each=any and each=all agree; each=none negates.
+        # The claims IAM reads are single-valued: each=any and each=all agree; each=none negates.
         return self._negate(a, "each: none") if t.each == "none" else a
 
     def _positive(self, t: ClaimTest) -> Approx:

@@ -15,6 +15,7 @@ from cryptography import x509
 
 from broker.setup import SetupError
 from broker.setup.fetch import FetchError, get_json
+from broker.setup.tlschain import presented_chain, verified_chain
 
 Resolver = Callable[[str, int], list[str]]
 MAX_ADDRESSES = 8
@@ -60,8 +61,13 @@ class CertInfo:
 @dataclass(frozen=True)
 class Probe:
     address: str
-    chain: tuple[CertInfo, ...] = ()
+    chain: tuple[CertInfo, ...] = ()  # read with CERT_NONE, as the server presents it
     error: str | None = None
+    # A second, verified connection: True if it was presented the same chain, False if
+    # another, None if none could be made (then verify_error says why).
+    verified: bool | None = None
+    verified_root: str | None = None
+    verify_error: str | None = None
 
     @property
     def thumbprint(self) -> str | None:
@@ -90,7 +96,12 @@ class HostReport:
             "thumbprints": self.thumbprints,
             "probes": [
                 {"address": p.address, "thumbprint": p.thumbprint, "error": p.error}
-                | {"chain": [c.to_json() for c in p.chain]}
+                | {"chain": [c.to_json() for c in p.chain], "read_without_verification": True}
+                | {
+                    "verified_chain_agrees": p.verified,
+                    "verified_root": p.verified_root,
+                    "verify_error": p.verify_error,
+                }
                 for p in self.probes
             ],
             "errors": self.errors,
@@ -128,38 +139,20 @@ class ThumbprintReport:
         }
 
 
-def presented_chain(address: str, port: int, server_name: str, timeout: float) -> tuple[bytes, ...]:
-    """DER certificates in the order the server sent them, leaf first.
-
-    getpeercert() gives only the leaf, and get_verified_chain() ends at the local trust
-    store's root; IAM wants what the server presents. CPython 3.13 made
-    SSLSocket.get_unverified_chain() public; 3.10-3.12 have it on the private _sslobj.
-    Verification is off on purpose: the chain must be captured even when untrusted here.
-    """
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    with (
-        socket.create_connection((address, port), timeout=timeout) as raw,
-        ctx.wrap_socket(raw, server_hostname=server_name) as tls,
-    ):
-        public = getattr(tls, "get_unverified_chain", None)
-        if public is not None:
-            return tuple(public())
-        private = getattr(getattr(tls, "_sslobj", None), "get_unverified_chain", None)
-        if private is None:
-            raise SetupError("this Python cannot report a server's presented chain (need 3.10+)")
-        return tuple(c.public_bytes(ssl._ssl.ENCODING_DER) for c in private() or ())  # type: ignore[attr-defined]
-
-
 def resolve(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def probe_host(
-    host: str, port: int, role: str, *, timeout: float, resolver: Resolver = resolve, now: datetime
+    host: str,
+    port: int,
+    role: str,
+    *,
+    timeout: float,
+    resolver: Resolver = resolve,
+    now: datetime,
+    ca_file: str | None = None,
 ) -> HostReport:
     """Probe every address `host` resolves to and compare what each presents."""
     report = HostReport(host, port, role)
@@ -173,13 +166,14 @@ def probe_host(
             f"{host} resolves to {len(addresses)} addresses; probed the first {MAX_ADDRESSES}"
         )
     for address in addresses[:MAX_ADDRESSES]:
-        report.probes.append(_probe(address, host, port, timeout))
+        report.probes.append(_probe(address, host, port, timeout, ca_file))
     good = [p for p in report.probes if p.error is None]
     for p in report.probes:
         if p.error is not None:
             (report.warnings if good else report.errors).append(f"{host} at {p.address}: {p.error}")
     for p in good:
         _check_chain(p, host, report, now)
+        _check_verified(p, host, report)
     if len(report.thumbprints) > 1:
         detail = ", ".join(f"{p.address} → {p.thumbprint}" for p in good if p.thumbprint)
         report.warnings.append(
@@ -189,7 +183,7 @@ def probe_host(
     return report
 
 
-def _probe(address: str, host: str, port: int, timeout: float) -> Probe:
+def _probe(address: str, host: str, port: int, timeout: float, ca_file: str | None) -> Probe:
     try:
         ders = presented_chain(address, port, host, timeout)
     except TimeoutError:
@@ -204,7 +198,27 @@ def _probe(address: str, host: str, port: int, timeout: float) -> Probe:
         return Probe(address, error="the server sent a certificate that does not parse")
     if not chain:
         return Probe(address, error="the server presented no certificate")
-    return Probe(address, chain)
+    try:
+        seen = verified_chain(address, port, host, timeout, ca_file)
+    except ssl.SSLCertVerificationError as exc:
+        return Probe(address, chain, verify_error=f"not trusted here: {exc.verify_message}")
+    except (OSError, ValueError) as exc:
+        return Probe(address, chain, verify_error=str(exc) or type(exc).__name__)
+    root = CertInfo.from_der(seen.path[-1]).subject if seen.path else None
+    return Probe(address, chain, verified=seen.presented == ders, verified_root=root)
+
+
+def _check_verified(p: Probe, host: str, report: HostReport) -> None:
+    if p.verified is None:
+        report.warnings.append(
+            f"{host} at {p.address}: no verified connection ({p.verify_error}); the chain was "
+            "read without verification, so confirm its thumbprint another way (or pass --ca-file)"
+        )
+    elif not p.verified:
+        report.warnings.append(
+            f"{host} at {p.address}: a verified connection was presented another chain than "
+            "the unverified read; probe again or find out why the server varies"
+        )
 
 
 def _check_chain(p: Probe, host: str, report: HostReport, now: datetime) -> None:
@@ -261,7 +275,9 @@ def thumbprint(
         # Still show what the issuer presents: a missing intermediate is the usual reason.
         host, port = issuer_host
         report.hosts.append(
-            probe_host(host, port, "issuer", timeout=timeout, resolver=resolver, now=now)
+            probe_host(
+                host, port, "issuer", timeout=timeout, resolver=resolver, now=now, ca_file=ca_file
+            )
         )
         return report
     if str(doc.get("issuer", "")).rstrip("/") != issuer:
@@ -284,7 +300,9 @@ def thumbprint(
         targets = [*targets, (issuer_host, "issuer")]
     for (host, port), role in targets:
         report.hosts.append(
-            probe_host(host, port, role, timeout=timeout, resolver=resolver, now=now)
+            probe_host(
+                host, port, role, timeout=timeout, resolver=resolver, now=now, ca_file=ca_file
+            )
         )
     if urlsplit(issuer).port is not None:
         report.warnings.append("IAM does not accept an issuer URL with a port")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-import string
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,12 +16,16 @@ from broker.config import (
     SamlIdp,
     is_loopback_url,
 )
+from broker.matchers import ClaimTest, Matcher, Not
 from broker.setup import SetupError
-from broker.setup.conditions import POSITIVE, Atom, Clause, Translator
+from broker.setup.conditions import POSITIVE, Clause, Translator
+from broker.setup.enforcement import REMEDY, broker_only, names
 from broker.setup.iam import provider_path
+from broker.setup.subjects import Issuer, pins_subject, rewrite
 
 # IAM's default quota for a role trust policy, in characters (raisable to 4096).
 TRUST_POLICY_QUOTA = 2048
+OPT_IN = "--allow-any-subject"
 
 
 @dataclass
@@ -31,28 +33,22 @@ class TrustPolicy:
     role: str
     document: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    # Restrictions the broker applies that STS never sees (pass-through mode).
+    broker_only: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"role": self.role, "policy": self.document, "warnings": self.warnings}
-
-
-def _template_regex(t: GrantTemplate) -> re.Pattern[str]:
-    parts = []
-    for literal, name, _, _ in string.Formatter().parse(t.arn):
-        parts.append(re.escape(literal))
-        if name:
-            parts.append(".+")
-    return re.compile("".join(parts))
+        return {
+            "role": self.role,
+            "policy": self.document,
+            "warnings": self.warnings,
+            "broker_only": self.broker_only,
+            "remedy": REMEDY if self.broker_only else None,
+        }
 
 
 def grants(rule: Rule, role_name: str, role_arn: str) -> bool:
     """Whether `rule` can grant the role: by name, by "*", or by a template that can build its ARN."""
-    for item in rule.grant:
-        if isinstance(item, str) and item in ("*", role_name):
-            return True
-        if isinstance(item, GrantTemplate) and _template_regex(item).fullmatch(role_arn):
-            return True
-    return False
+    return bool(names(rule.grant, role_name, role_arn))
 
 
 def rules_granting(config: Config, role_name: str, idp_name: str) -> list[Rule]:
@@ -68,7 +64,14 @@ def trust_policy(
     tags: bool = False,
     source_identity: bool = False,
     provider_arn: str | None = None,
+    allow_any_subject: bool = False,
 ) -> TrustPolicy:
+    """The role's trust policy; refused when STS could not tell apart who may assume it.
+
+    Rule of the broker's design ("Two ways to reach AWS"): in pass-through, whoever holds an
+    accepted proof can call STS directly, so the trust policy is the only check AWS makes.
+    A policy that admits any subject of an IdP is refused unless `allow_any_subject`.
+    """
     role = config.roles.get(role_name)
     if role is None:
         raise SetupError(
@@ -76,22 +79,23 @@ def trust_policy(
         )
     if idp is not None and idp not in config.identity_providers:
         raise SetupError(f"no identity provider named {idp!r}")
-    names = (
+    idps = (
         [idp]
         if idp
         else [n for n in config.identity_providers if rules_granting(config, role_name, n)]
     )
-    if not names:
+    if not idps:
         raise SetupError(
             f"no rule grants role {role_name!r}, so the broker never assumes it: nothing to trust"
         )
-    if provider_arn is not None and (len(names) > 1 or not PROVIDER_ARN.fullmatch(provider_arn)):
+    if provider_arn is not None and (len(idps) > 1 or not PROVIDER_ARN.fullmatch(provider_arn)):
         raise SetupError(
             "--provider-arn needs a valid IAM provider ARN and a single identity provider (use --idp)"
         )
     policy = TrustPolicy(role_name, {"Version": "2012-10-17", "Statement": []})
+    unpinned: list[str] = []
     partition, account = role.arn.split(":")[1], role.account_id
-    for name in names:
+    for name in idps:
         idp_cfg = config.identity_providers[name]
         rules = rules_granting(config, role_name, name)
         if not rules:
@@ -119,8 +123,24 @@ def trust_policy(
                 arn,
                 _actions("sts:AssumeRoleWithWebIdentity", tags, source_identity),
                 policy,
+                unpinned,
             )
             policy.document["Statement"].extend(statements)
+    if unpinned and not allow_any_subject:
+        raise SetupError(
+            f"refusing the trust policy of role {role_name!r}: STS could not tell apart the "
+            "identities these rules admit, so any token from the IdP with an accepted audience "
+            "could assume the role directly:\n  "
+            + "\n  ".join(unpinned)
+            + "\nPin a subject IAM can check (GitHub: repository or owner, with ref or "
+            "environment; Kubernetes: the service account's namespace), bind template rules "
+            f"to one IdP, or pass {OPT_IN} to accept this",
+            extra={"unpinned": unpinned},
+        )
+    policy.warnings += [
+        f"WARNING: {why}: ANY identity of that IdP can assume this role" for why in unpinned
+    ]
+    policy.broker_only += broker_only(config, role_name, idps)
     size = len(json.dumps(policy.document, separators=(",", ":")))
     if size > TRUST_POLICY_QUOTA:
         policy.warnings.append(
@@ -161,35 +181,37 @@ def _oidc_statements(
     arn: str,
     action: str | list[str],
     policy: TrustPolicy,
+    unpinned: list[str],
 ) -> list[dict[str, Any]]:
     key = provider_path(idp.issuer)
-    tr = Translator(issuer=idp.issuer)
+    issuer = Issuer.of(idp.issuer)
     clauses: list[Clause] = []
     for rule in rules:
-        before = len(tr.warnings)
+        tr = Translator(issuer=idp.issuer, keys=issuer.readable)
         approx = tr.translate(rule.when)
-        policy.warnings += [f"rule {rule.name}: {w}" for w in tr.warnings[before:]]
+        policy.warnings += [f"rule {rule.name}: {w}" for w in tr.warnings]
         if not approx.clauses:
             policy.warnings.append(f"rule {rule.name} can never match on sub/aud; it adds nothing")
-        clauses += approx.clauses
-    if tr.dropped:
-        policy.warnings.append(
-            f"claims {', '.join(sorted(tr.dropped))} cannot appear in an IAM trust policy (only sub and aud can); "
-            "the broker still checks them, but STS will not"
-        )
-    if any(r.deny for r in rules):
-        policy.warnings.append("deny clauses are enforced by the broker only, not by this policy")
-    base: Atom = ("StringEquals", "aud", frozenset(idp.audiences))
+        unseen = set(tr.dropped)
+        rewritten = []
+        for clause in approx.clauses:
+            new, dropped = rewrite(clause, issuer)
+            unseen |= dropped
+            rewritten.append(new)
+        if unseen:
+            policy.broker_only.append(
+                f"rule {rule.name} ({name}) tests {', '.join(sorted(unseen))}, which IAM "
+                "cannot check: the broker does, STS does not"
+            )
+        if any(not pins_subject(c, issuer) for c in rewritten):
+            unpinned.append(_unpinned(rule, name, unseen, tr.warnings))
+        clauses += rewritten
+    base = ("StringEquals", "aud", frozenset(idp.audiences))
     statements = []
     for clause in _merge(list(dict.fromkeys(clauses))):
         condition = _condition(clause | {base}, key)
         if condition is None:
             continue
-        if not any(k.endswith(":sub") for ops in condition.values() for k in ops):
-            policy.warnings.append(
-                f"WARNING: nothing in the rules granting {policy.role!r} constrains sub: ANY identity from "
-                f"{name} with audience {', '.join(idp.audiences)} can assume this role directly with STS"
-            )
         statements.append(
             {
                 "Effect": "Allow",
@@ -199,6 +221,32 @@ def _oidc_statements(
             }
         )
     return statements
+
+
+def _unpinned(rule: Rule, idp: str, unseen: set[str], translation: list[str]) -> str:
+    where = f"rule {rule.name} for {idp}"
+    if rule.idp == "*":
+        template = next((g for g in rule.grant if isinstance(g, GrantTemplate)), None)
+        shown = f", grant template {template.arn}" if template else ""
+        where += f' (idp: "*"{shown})'
+    if rule.when is None:
+        return f"{where}: matches any token from {idp}"
+    if unseen:
+        return f"{where}: tests {', '.join(sorted(unseen))}, which IAM cannot check"
+    if translation:
+        return f"{where}: {'; '.join(translation)}"
+    return (
+        f"{where}: its tests on {', '.join(sorted(claims(rule.when)))} do not pin a subject "
+        "(the repository's owner, the service account's namespace, one user)"
+    )
+
+
+def claims(m: Matcher) -> set[str]:
+    if isinstance(m, ClaimTest):
+        return {m.claim}
+    if isinstance(m, Not):
+        return claims(m.child)
+    return set().union(*(claims(c) for c in m.children))
 
 
 def _merge(clauses: list[Clause]) -> list[Clause]:

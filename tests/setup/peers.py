@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import socket
 import ssl
@@ -104,6 +105,20 @@ class Pki:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(certfile, keyfile)
         return ctx
+
+
+def alternating(first: ssl.SSLContext, second: ssl.SSLContext) -> ssl.SSLContext:
+    """A server context whose handshakes take turns: odd ones present `first`'s chain, even `second`'s.
+
+    Only clients that send SNI reach the switch; the setup helper always does.
+    """
+    turns = itertools.count()
+
+    def pick(sock: ssl.SSLObject, name: str | None, ctx: ssl.SSLContext) -> None:
+        sock.context = first if next(turns) % 2 == 0 else second
+
+    first.sni_callback = pick
+    return first
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -12,7 +12,7 @@ import pytest
 
 from broker.cli import main
 from broker.setup.thumbprint import probe_host, thumbprint
-from tests.setup.peers import HttpsServer, Pki, loopback, silent_server
+from tests.setup.peers import HttpsServer, Pki, alternating, loopback, silent_server
 
 
 def openssl_thumbprint(host: str, port: int, server_name: str) -> str:
@@ -133,8 +133,7 @@ def test_addresses_that_disagree_are_reported(pki: Pki, pki_b: Pki) -> None:
                 openssl_thumbprint("127.0.0.2", b.port, "localhost"),
             ]
     assert report.thumbprints == want
-    (warning,) = report.warnings
-    assert "present different top certificates" in warning
+    (warning,) = [w for w in report.warnings if "present different top certificates" in w]
     assert all(t in warning for t in want)
 
 
@@ -184,3 +183,64 @@ def test_cli_human_output_and_exit_status(pki: Pki, capsys: pytest.CaptureFixtur
     assert "presents only its own certificate" in out
     assert "CN=localhost" in out
     assert "optional" in out
+
+
+@pytest.mark.peers
+def test_unverified_read_is_said_and_checked_through_a_verified_connection(
+    issuer: HttpsServer, pki: Pki, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 16: the chain is read with CERT_NONE; a verified connection must confirm it."""
+    report = thumbprint(issuer.url(), ca_file=pki.root_file, resolver=loopback)
+    (probe,) = report.hosts[0].probes
+    assert probe.verified is True
+    assert probe.verified_root == "CN=Test A Root CA"
+    doc = report.to_json()["hosts"][0]["probes"][0]
+    assert doc["read_without_verification"] is True
+    assert doc["verified_chain_agrees"] is True
+
+    assert main(["thumbprint", issuer.url(), "--ca-file", pki.root_file]) == 0
+    out = capsys.readouterr().out
+    assert "without certificate verification (CERT_NONE)" in out
+    assert "verified connection agrees" in out
+
+
+@pytest.mark.peers
+def test_a_verified_connection_that_sees_another_chain_is_a_warning(
+    pki: Pki, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "completed.pem"
+    bundle.write_bytes(pki.root.pem() + pki.intermediate.pem())
+    ctx = alternating(pki.server_context(), pki.server_context(leaf_only=True))
+    with HttpsServer(ctx) as srv:
+        report = probe_host(
+            "localhost",
+            srv.port,
+            "issuer",
+            timeout=5,
+            resolver=loopback,
+            now=_now(),
+            ca_file=str(bundle),
+        )
+    (probe,) = report.probes
+    assert probe.verified is False
+    (warning,) = [w for w in report.warnings if "verified connection" in w]
+    assert "another chain" in warning
+
+
+@pytest.mark.peers
+def test_no_verified_connection_is_reported_not_hidden(issuer: HttpsServer, pki_b: Pki) -> None:
+    report = probe_host(
+        "localhost",
+        issuer.port,
+        "issuer",
+        timeout=5,
+        resolver=loopback,
+        now=_now(),
+        ca_file=pki_b.root_file,
+    )
+    (probe,) = report.probes
+    assert probe.thumbprint is not None
+    assert probe.verified is None
+    assert probe.verify_error is not None
+    assert "not trusted" in probe.verify_error
+    assert any("no verified connection" in w for w in report.warnings)

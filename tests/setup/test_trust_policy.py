@@ -161,7 +161,7 @@ def policy(
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     assert out["policy"]["Version"] == "2012-10-17"
-    return out["policy"], out["warnings"]
+    return out["policy"], out["warnings"] + out["broker_only"]
 
 
 def oidc(condition: dict[str, Any], arn: str = GHA_ARN) -> dict[str, Any]:
@@ -217,7 +217,7 @@ def test_two_rules_union_equality_and_glob(
             }
         )
     ]
-    assert any("repository_owner" in w and "cannot appear" in w for w in warnings)
+    assert any("repository_owner" in w and "cannot check" in w for w in warnings)
     assert "rule other-iss can never match on sub/aud; it adds nothing" in warnings
 
 
@@ -249,12 +249,10 @@ def test_regex_widened_to_wildcards(config_file: str, capsys: pytest.CaptureFixt
 def test_inexpressible_regex_warns_and_leaves_sub_open(
     config_file: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    doc, warnings = policy(config_file, capsys, "--role", "opaque")
+    doc, warnings = policy(config_file, capsys, "--role", "opaque", "--allow-any-subject")
     assert doc["Statement"] == [oidc(AUD)]
     assert any("cannot be expressed in the IAM policy language" in w for w in warnings)
-    assert any(
-        w.startswith("WARNING: nothing in the rules") and "ANY identity" in w for w in warnings
-    )
+    assert any(w.startswith("WARNING: rule opaque") and "ANY identity" in w for w in warnings)
 
 
 def test_none_becomes_string_not_like(config_file: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -270,16 +268,16 @@ def test_none_becomes_string_not_like(config_file: str, capsys: pytest.CaptureFi
     ]
 
 
-def test_grant_template_and_unconstrained_warning(
+def test_grant_template_and_owner_only_rule(
     config_file: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     doc, _ = policy(config_file, capsys, "--role", "team-x")
     assert doc["Statement"] == [
         oidc(AUD | {"StringLike": {f"{GHA}:sub": "repo:org/?*-infra:ref:refs/heads/main"}})
     ]
-    doc, warnings = policy(config_file, capsys, "--role", "loose")
-    assert doc["Statement"] == [oidc(AUD)]
-    assert any("ANY identity from gha" in w for w in warnings)
+    # repository_owner is not an IAM key, but GitHub's sub format carries it.
+    doc, _ = policy(config_file, capsys, "--role", "loose")
+    assert doc["Statement"] == [oidc(AUD | {"StringLike": {f"{GHA}:sub": "repo:org/*:*"}})]
 
 
 def test_case_insensitive_equality_and_issuer_path(
@@ -320,10 +318,11 @@ def test_role_granted_by_two_idps(config_file: str, capsys: pytest.CaptureFixtur
 def test_human_output_is_the_bare_policy(
     config_file: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["setup", "trust-policy", "--config", config_file, "--role", "opaque"]) == 0
+    argv = ["--role", "opaque", "--allow-any-subject"]
+    assert main(["setup", "trust-policy", "--config", config_file, *argv]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["Statement"][0]["Principal"] == {"Federated": GHA_ARN}
-    assert "warning: WARNING: nothing in the rules" in captured.err
+    assert "warning: WARNING: rule opaque" in captured.err
 
 
 @pytest.mark.parametrize(
