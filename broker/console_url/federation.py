@@ -10,15 +10,12 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from broker.config import MAX_SESSION_SECONDS, MIN_SESSION_SECONDS, AwsSettings
+from broker.aws.arn import MAX_SESSION_SECONDS, MIN_SESSION_SECONDS
+from broker.aws.partitions import partition as partition_info
+from broker.config import AwsSettings
 from broker.errors import FederationRefused, InvalidParameter, RedirectNotAllowed
 from broker.identity import Credentials, Identity, RoleGrant
 
-CONSOLE_HOSTS = {
-    "aws": "console.aws.amazon.com",
-    "aws-us-gov": "console.amazonaws-us-gov.com",
-    "aws-cn": "console.amazonaws.cn",
-}
 # Shortcut → console path. Global services (IAM) ignore the region parameter.
 SERVICES = {
     "console": "console/home",
@@ -74,7 +71,7 @@ def hide_federation_urls(aws: AwsSettings) -> None:
 def destination_url(partition: str, destination: str | None, region: str | None) -> str:
     """Redirects go only to allow-listed destinations (DESIGN.md): a service shortcut, a path
     on the partition's console host, or an https URL on that host or a regional subdomain."""
-    host = CONSOLE_HOSTS[partition]
+    host = partition_info(partition).console_host
     if region is not None and region != "" and not REGION.fullmatch(region):
         raise InvalidParameter("region is not an AWS region name.")
     dest = (destination or "console").strip()
