@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import runpy
 import subprocess
@@ -117,7 +119,23 @@ class Recorder(pulumi.runtime.Mocks):
         return {}
 
 
+@functools.cache
+def _pulumi_loop() -> asyncio.AbstractEventLoop:
+    """Pulumi's mocks build futures on asyncio's current loop, which the async tests that ran
+    before leave unset. One loop for every program, never closed: closing it would end the
+    executor threads whose own loops Pulumi never closes."""
+    return asyncio.new_event_loop()
+
+
 def run_program(program: Path) -> Recorder:
+    asyncio.set_event_loop(_pulumi_loop())
+    try:
+        return _declare(program)
+    finally:
+        asyncio.set_event_loop(None)
+
+
+def _declare(program: Path) -> Recorder:
     mocks = Recorder()
     pulumi.runtime.set_mocks(mocks, project="broker-iam", stack="test", preview=False)
 
