@@ -6,16 +6,14 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
 from broker.config import parse_config
-from tests.test_serve import free_port
+from tests.fakes.servers import free_port, read_text, running, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -103,29 +101,17 @@ def test_smoke_import_passes_in_the_installed_venv(installed: Path) -> None:
 
 def test_installed_broker_serves_healthz(installed: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            str(installed / "bin" / "broker"),
-            "serve",
-            "--config",
-            str(ROOT / "config" / "broker.example.yaml"),
-            "--port",
-            str(port),
-        ],
-        cwd=installed,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-                assert time.monotonic() < deadline, "the installed broker did not come up"
-                time.sleep(0.2)
+    config = ROOT / "config" / "broker.example.yaml"
+    command = [str(installed / "bin" / "broker"), "serve", "--config", str(config)]
+    output = installed / "serve.txt"
+    with running([*command, "--port", str(port)], cwd=installed, output=output) as proc:
+        response = wait_for_http(
+            f"http://127.0.0.1:{port}/healthz",
+            timeout=30,
+            what="the installed broker",
+            alive=proc,
+            output=read_text(output),
+        )
         assert response.status_code == 200
         assert response.json() == {"status": "ok"}
         # The installed copy, not the checkout, is what answered.
@@ -134,11 +120,6 @@ def test_installed_broker_serves_healthz(installed: Path) -> None:
             cwd=installed,
         )
         assert str(installed) in where
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
 
 
 def load_all(path: Path) -> list[dict[str, Any]]:

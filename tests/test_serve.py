@@ -2,59 +2,35 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from tests.fakes.servers import free_port, read_text, running, wait_for_http
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_serve_starts_on_the_example_config() -> None:
+def test_serve_starts_on_the_example_config(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "broker",
-            "serve",
-            "--config",
-            str(ROOT / "config/broker.example.yaml"),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-                assert time.monotonic() < deadline, "broker serve did not come up"
-                time.sleep(0.2)
+    command = [sys.executable, "-m", "broker", "serve"]
+    command += ["--config", str(ROOT / "config/broker.example.yaml"), "--port", str(port)]
+    output = tmp_path / "serve.txt"
+    with running(command, output=output, stop_timeout=10) as proc:
+        r = wait_for_http(
+            f"http://127.0.0.1:{port}/healthz",
+            timeout=20,
+            what="broker serve",
+            alive=proc,
+            output=read_text(output),
+        )
         assert r.json() == {"status": "ok"}
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
         r = httpx.post(f"http://127.0.0.1:{port}/v1/credentials")
         assert r.status_code == 401
         assert r.json()["code"] == "MissingToken"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
 
 
 def test_bad_config_names_the_key(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import screenshot
-from tests.test_serve import free_port
+from tests.fakes.servers import free_port, running, wait_for_output
 
 pytestmark = pytest.mark.browser
 OPEN = re.compile(r"^\s*Open (http://127\.0\.0\.1:\d+/)\s*$", re.MULTILINE)
@@ -35,25 +34,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """`python -m broker demo --port <free>`, its output in a file (nothing can block on a pipe)."""
     port = free_port()
     output = tmp_path_factory.mktemp("demo") / "output.txt"
-    with output.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "broker", "demo", "--port", str(port)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
+    command = [sys.executable, "-m", "broker", "demo", "--port", str(port)]
+    with running(command, output=output) as proc:
+        text = wait_for_output(
+            output, "Press Ctrl-C to stop.", timeout=60, what="broker demo", alive=proc
         )
-        try:
-            deadline = time.monotonic() + 60
-            while "Press Ctrl-C to stop." not in (text := output.read_text()):
-                assert proc.poll() is None, f"broker demo exited early:\n{text}"
-                assert time.monotonic() < deadline, f"broker demo did not come up:\n{text}"
-                time.sleep(0.2)
-            opened, curl = OPEN.search(text), CURL.search(text)
-            assert opened is not None, text
-            assert curl is not None, text
-            yield Demo(f"http://127.0.0.1:{port}", opened.group(1), curl.group(1), output)
-        finally:
-            proc.terminate()
-            proc.wait(15)
+        opened, curl = OPEN.search(text), CURL.search(text)
+        assert opened is not None, text
+        assert curl is not None, text
+        yield Demo(f"http://127.0.0.1:{port}", opened.group(1), curl.group(1), output)
     assert "broker demo: stopped" in output.read_text()
 
 

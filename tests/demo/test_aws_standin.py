@@ -6,8 +6,6 @@ import base64
 import json
 import logging
 import re
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -15,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -36,6 +35,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from broker_demo.aws import AwsStandIn, serve, serve_asgi
+from tests.fakes.servers import free_port, read_text, running, wait_for_http
 
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 ACCOUNT = "111122223333"
@@ -499,9 +499,7 @@ def test_injected_http_client(issuer: Issuer) -> None:
 
 def test_unreachable_jwks_is_idp_communication_error(issuer: Issuer) -> None:
     aws = AwsStandIn()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    dead = f"http://127.0.0.1:{free_port()}"
     aws.register_oidc_provider(dead, [CLIENT_ID])
     with serve(aws) as base:
         response = post(
@@ -1132,39 +1130,19 @@ def test_no_secret_reaches_a_log(
         assert secret not in ours
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_cli_no_verify_accepts_any_well_formed_token() -> None:
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "broker_demo.aws",
-            "--port",
-            str(port),
-            "--latency-ms",
-            "1",
-            "--no-verify",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"{base}/_standin/calls", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.05)
+def test_cli_no_verify_accepts_any_well_formed_token(tmp_path: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "broker_demo.aws", "--port", str(port)]
+    output = tmp_path / "standin.txt"
+    with running([*command, "--latency-ms", "1", "--no-verify"], output=output) as process:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(
+            f"{base}/_standin/calls",
+            timeout=20,
+            what="python -m broker_demo.aws",
+            alive=process,
+            output=read_text(output),
+        )
         key = ec.generate_private_key(ec.SECP256R1())
         claims = {
             "iss": "https://anything.example",
@@ -1182,6 +1160,3 @@ def test_cli_no_verify_accepts_any_well_formed_token() -> None:
             WebIdentityToken="abcd.efgh",
         )
         assert fault(malformed)[1] in ("InvalidIdentityToken", "ValidationError")
-    finally:
-        process.terminate()
-        process.wait(timeout=10)

@@ -6,17 +6,16 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
 from broker.config import load_config, parse_config
 from broker.errors import ConfigError
 from broker_demo.idp import generate_key
+from tests.fakes.servers import free_port, read_text, running, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "broker.example.yaml"
@@ -26,25 +25,14 @@ EXAMPLE = ROOT / "config" / "broker.example.yaml"
 # broker_demo* module that got imported along the way.
 _SERVE_AND_LIST = textwrap.dedent(
     """
-    import json, sys, threading, time
-    import httpx, uvicorn
-    import broker.app
+    import json, sys
+    import httpx
+    from broker.app import app_from_env
+    from tests.fakes.servers import serve_app
 
-    server = uvicorn.Server(uvicorn.Config(
-        "broker.app:app_from_env", factory=True, host="127.0.0.1", port=0,
-        log_config=None, lifespan="on",
-    ))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    status = httpx.get(f"http://127.0.0.1:{port}/healthz").status_code
-    metadata = httpx.get(f"http://127.0.0.1:{port}/saml/metadata").status_code
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(app_from_env(), timeout=30) as url:
+        status = httpx.get(f"{url}/healthz").status_code
+        metadata = httpx.get(f"{url}/saml/metadata").status_code
     demo = sorted(m for m in sys.modules if m == "broker_demo" or m.startswith("broker_demo."))
     print(json.dumps({"healthz": status, "demo_modules": demo, "saml_metadata": metadata}))
     """
@@ -75,7 +63,8 @@ def test_serving_the_app_never_imports_broker_demo(tmp_path: Path, which: str) -
         timeout=120,
         check=False,
         cwd=tmp_path,
-        env={**_clean_env(), "BROKER_CONFIG": str(config)},
+        # The checkout on the path for tests.fakes; broker_demo lives elsewhere (demo/).
+        env={**_clean_env(), "BROKER_CONFIG": str(config), "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -88,33 +77,19 @@ def test_serving_the_app_never_imports_broker_demo(tmp_path: Path, which: str) -
 def test_broker_serve_command_never_imports_broker_demo(tmp_path: Path) -> None:
     """The CLI registers `broker demo` in every process, but imports broker_demo only when
     the demo runs: the real `broker serve` command loads no broker_demo module at all."""
-    from tests.test_serve import free_port
-
     port = free_port()
     log = tmp_path / "importtime.txt"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-X", "importtime", "-m", "broker", "serve"),
-                *("--config", str(EXAMPLE), "--port", str(port)),
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=_clean_env(),
+    command = [sys.executable, "-X", "importtime", "-m", "broker", "serve"]
+    command += ["--config", str(EXAMPLE), "--port", str(port)]
+    with running(command, output=log, env=_clean_env()) as proc:
+        healthz = wait_for_http(
+            f"http://127.0.0.1:{port}/healthz",
+            timeout=60,
+            what="broker serve",
+            alive=proc,
+            output=read_text(log),
         )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success
-                    break
-                except httpx.HTTPError:
-                    assert proc.poll() is None, log.read_text()
-                    assert time.monotonic() < deadline, "broker serve did not come up"
-                    time.sleep(0.2)
-        finally:
-            proc.terminate()
-            proc.wait(15)
+        assert healthz.is_success
     imported = {line.rsplit("|", 1)[-1].strip() for line in log.read_text().splitlines()}
     assert "broker.oidc.routes" in imported, "importtime saw the server's imports"
     assert {m for m in imported if m == "broker_demo" or m.startswith("broker_demo.")} == set()

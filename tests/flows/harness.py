@@ -1,4 +1,4 @@
-"""Run the broker app for real (uvicorn on loopback) and forge edge-case tokens."""
+"""Capture every log line, and forge edge-case tokens."""
 
 from __future__ import annotations
 
@@ -7,38 +7,10 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
-import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import jwt
-import uvicorn
-from fastapi import FastAPI
-
-
-@contextmanager
-def serve_app(app: FastAPI) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn in a thread; yield its base URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_config=None, lifespan="on", access_log=False
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("broker did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 class LogCapture(logging.Handler):

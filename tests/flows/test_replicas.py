@@ -12,7 +12,7 @@ import pytest
 from broker.app import create_app
 from broker.config import StoreSettings
 from broker_demo.aws import AwsStandIn, serve
-from tests.flows.harness import serve_app
+from tests.fakes.servers import serve_app
 from tests.flows.test_saml_console import ADMIN, BASE_URL, DEPLOYER, IDP_ENTITY, PROD, world_config
 from tests.saml.idp import TestIdp
 

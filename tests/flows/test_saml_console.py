@@ -20,7 +20,8 @@ import pytest
 from broker.app import create_app
 from broker.config import Config, parse_config
 from broker_demo.aws import AwsStandIn, serve
-from tests.flows.harness import LogCapture, serve_app
+from tests.fakes.servers import serve_app
+from tests.flows.harness import LogCapture
 from tests.saml.idp import AWS, TestIdp
 
 PROD, ANALYTICS = "111122223333", "444455556666"

@@ -7,13 +7,11 @@ Register it with ``pytest_plugins = ["tests.peers.oidc_provider"]`` to get the s
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +26,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from tests.fakes.servers import NotReady, free_port, wait_for_http
 
 NODE_DIR = Path(__file__).resolve().parent / "oidc"
 SETUP_HINT = "run `scripts/setup --test` to install node and tests/peers/oidc/node_modules"
@@ -110,13 +110,6 @@ def _write_private(path: Path, data: Any) -> None:
         json.dump(data, f)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def resource_indicator(audience: str, alg: str | None = None) -> str:
     """The RFC 8707 ``resource`` value server.mjs turns into this ``aud`` and signing alg.
 
@@ -177,7 +170,7 @@ class OidcProviderPeer:
         if not self._current:
             self._current = {alg: _generate_key(alg) for alg in _ALGS}
         if self._port is None:
-            self._port = _free_port()
+            self._port = free_port()
         self._write_keys()
         self._spawn()
 
@@ -327,33 +320,31 @@ class OidcProviderPeer:
             stderr=subprocess.STDOUT,
         )
         try:
-            self.discovery = self._await_discovery(started + _STARTUP_TIMEOUT)
+            self.discovery = self._await_discovery()
         except OidcPeerError:
             self._terminate()
             raise
         self.startup_seconds = time.monotonic() - started
 
-    def _await_discovery(self, deadline: float) -> dict[str, Any]:
+    def _await_discovery(self) -> dict[str, Any]:
         assert self._process is not None
         url = f"{self.issuer}/.well-known/openid-configuration"
-        while True:
-            if self._process.poll() is not None:
-                raise OidcPeerError(
-                    f"oidc-provider exited with {self._process.returncode}:\n{self._log_tail()}"
-                )
-            with contextlib.suppress(httpx.TransportError):
-                response = httpx.get(url, timeout=0.5)
-                if response.status_code == httpx.codes.OK:
-                    body: dict[str, Any] = response.json()
-                    if body.get("issuer") != self.issuer:
-                        raise OidcPeerError(f"discovery names issuer {body.get('issuer')!r}")
-                    return body
-            if time.monotonic() > deadline:
-                raise OidcPeerError(
-                    f"oidc-provider did not answer {url} within {_STARTUP_TIMEOUT:.0f}s:\n"
-                    f"{self._log_tail()}"
-                )
-            time.sleep(0.02)
+        try:
+            response = wait_for_http(
+                url,
+                timeout=_STARTUP_TIMEOUT,
+                what=f"oidc-provider at {url}",
+                alive=self._process,
+                output=self._log_tail,
+            )
+        except NotReady as exc:
+            raise OidcPeerError(str(exc)) from exc
+        if response.status_code != httpx.codes.OK:
+            raise OidcPeerError(f"discovery answered {response.status_code}: {response.text}")
+        body: dict[str, Any] = response.json()
+        if body.get("issuer") != self.issuer:
+            raise OidcPeerError(f"discovery names issuer {body.get('issuer')!r}")
+        return body
 
     def _log_tail(self) -> str:
         if self._workdir is None:
