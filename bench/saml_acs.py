@@ -30,7 +30,7 @@ from broker.config import SamlIdp, ServerSettings
 from broker.saml.settings import load_idps, sp_endpoints
 from broker.saml.verify import SamlVerifier
 from broker.store import MemoryStore
-from tests.saml.idp import AUDIENCE, TestIdp
+from tests.fakes.saml_idp import AUDIENCE, TestIdp
 
 
 async def measure(

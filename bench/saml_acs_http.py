@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Request  # at module level: FastAPI resolves the handler's annotation here
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the OIDC bench's helpers
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # broker, tests.saml.idp
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # broker, tests.fakes.saml_idp
 
 from oidc_exchange import (  # the process, port, CPU and load helpers of the OIDC bench
     UVICORN,
@@ -103,7 +103,7 @@ def _libxmlsec1_signer(key_file: str) -> Any:
 
 
 def _signer_init(tmp: str, key: tuple[str, str, str], acs: dict[str, str], binary: bool) -> None:
-    from tests.saml.idp import Keypair, TestIdp
+    from tests.fakes.saml_idp import Keypair, TestIdp
 
     keypair = Keypair(Path(key[0]), Path(key[1]), key[2])
     for target, acs_url in acs.items():
@@ -211,7 +211,7 @@ def stock_app_from_env() -> Any:
 
 
 def stock_conf(cert_pem: str, acs_url: str) -> dict[str, Any]:
-    from tests.saml.idp import AUDIENCE
+    from tests.fakes.saml_idp import AUDIENCE
 
     acs = urlsplit(acs_url)
     return {
@@ -438,7 +438,7 @@ class Bench:
             self.servers[name].bodies.append(responses)
 
     def prepare(self) -> None:
-        from tests.saml.idp import make_keypair
+        from tests.fakes.saml_idp import make_keypair
 
         key = make_keypair(self.tmp, "idp")
         self.cert_pem = key.cert_pem

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import screenshot
+from tests.fakes.browser import screenshot
 from tests.fakes.servers import free_port, running, wait_for_output
 
 pytestmark = pytest.mark.browser

@@ -7,8 +7,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import screenshot
-from tests.flows.test_saml_console import SamlWorld
+from tests.fakes.browser import screenshot
+from tests.fakes.saml_world import SamlWorld
 
 pytestmark = pytest.mark.browser
 

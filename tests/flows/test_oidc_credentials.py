@@ -17,8 +17,8 @@ import botocore.session
 import httpx
 import pytest
 
-from tests.flows.conftest import DEPLOYER, READER, Flow
-from tests.flows.harness import forge, hs256_with_public_key, unsigned
+from tests.fakes.oidc_world import DEPLOYER, READER, Flow
+from tests.fakes.tokens import forge, hs256_with_public_key, unsigned
 
 DEPLOY = {"team": "deploy", "email": "ci@example.com"}
 

@@ -12,9 +12,9 @@ import pytest
 from broker.app import create_app
 from broker.config import StoreSettings
 from broker_demo.aws import AwsStandIn, serve
+from tests.fakes.saml_idp import TestIdp
+from tests.fakes.saml_world import ADMIN, BASE_URL, DEPLOYER, IDP_ENTITY, PROD, world_config
 from tests.fakes.servers import serve_app
-from tests.flows.test_saml_console import ADMIN, BASE_URL, DEPLOYER, IDP_ENTITY, PROD, world_config
-from tests.saml.idp import TestIdp
 
 
 @pytest.fixture(scope="module")

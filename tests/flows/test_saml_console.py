@@ -4,170 +4,26 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import re
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from broker.app import create_app
-from broker.config import Config, parse_config
-from broker_demo.aws import AwsStandIn, serve
-from tests.fakes.servers import serve_app
-from tests.flows.harness import LogCapture
-from tests.saml.idp import AWS, TestIdp
+from tests.fakes.saml_idp import AWS
+from tests.fakes.saml_world import (
+    BASE_URL,
+    DEPLOYER,
+    IDP_ENTITY,
+    PROD,
+    READER,
+    SamlWorld,
+    saml_world,
+)
 
-PROD, ANALYTICS = "111122223333", "444455556666"
-DEPLOYER = f"arn:aws:iam::{PROD}:role/deployer"
-ADMIN = f"arn:aws:iam::{PROD}:role/admin"
-READER = f"arn:aws:iam::{ANALYTICS}:role/reader"
-AUDITOR = f"arn:aws:iam::{ANALYTICS}:role/auditor"  # granted by a rule, never signed
-BASE_URL = "http://127.0.0.1:8080"
-IDP_ENTITY = "https://idp.example.test/saml"
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-def world_config(
-    idp: TestIdp, standin_url: str, audit: Path, sso_url: str, **server: Any
-) -> Config:
-    return parse_config(
-        {
-            "server": {"base_url": BASE_URL, **server},
-            "aws": {
-                "sts_endpoint": standin_url + "/",
-                "federation_endpoint": standin_url + "/federation",
-                "sts_max_attempts": 1,
-            },
-            "audit": {"path": str(audit)},
-            "identity_providers": {
-                "corp": {
-                    "type": "saml",
-                    "entity_id": IDP_ENTITY,
-                    "sso_url": sso_url,
-                    "certificates": [idp.key.cert_pem],
-                }
-            },
-            "accounts": {PROD: {"name": "Production"}, ANALYTICS: {"name": "Analytics"}},
-            "roles": {
-                "deployer": {"arn": DEPLOYER, "max_session_seconds": 7200},
-                "admin": {"arn": ADMIN, "description": "Full access"},
-                "reader": {"arn": READER, "max_session_seconds": 43200},
-                "auditor": {"arn": AUDITOR},
-            },
-            "rules": [
-                {"name": "auditors", "idp": "corp", "grant": ["auditor"]},
-                {
-                    "name": "no-contractors",
-                    "idp": "corp",
-                    "when": {"claim": "groups", "contains": "contractors"},
-                    "deny": ["*"],
-                },
-                {
-                    "name": "no-admin-for-interns",
-                    "idp": "corp",
-                    "when": {"claim": "groups", "contains": "interns"},
-                    "deny": ["admin"],
-                },
-            ],
-        }
-    )
-
-
-class BrokerLogs(LogCapture):
-    """Every record but the test's own HTTP clients (the "browser", on the main thread): those
-    log the URLs the browser follows, which do carry sign-in tokens by design."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(("httpx", "httpcore")) and record.threadName == "MainThread":
-            return
-        super().emit(record)
-
-
-@dataclass
-class SamlWorld:
-    url: str
-    idp: TestIdp
-    standin: AwsStandIn
-    standin_url: str
-    logs: BrokerLogs
-    audit_path: Path
-    pairs: list[str]
-    secrets: list[str] = field(default_factory=list)
-
-    def response(self, **kwargs: Any) -> str:
-        kwargs.setdefault("roles", self.pairs)
-        b64 = self.idp.b64(**kwargs)
-        self.secrets.append(b64)
-        return b64
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, follow_redirects=False, timeout=20)
-
-    def sign_in(self, client: httpx.Client, **kwargs: Any) -> httpx.Response:
-        return client.post("/saml/acs", data={"SAMLResponse": self.response(**kwargs)})
-
-    def csrf(self, client: httpx.Client) -> str:
-        page = client.get("/", headers={"accept": "text/html"})
-        assert page.status_code == 200, page.text
-        found = CSRF.search(page.text)
-        assert found is not None
-        return found.group(1)
-
-    def sts_calls(self) -> list[Any]:
-        return [c for c in self.standin.calls if c.action == "AssumeRoleWithSAML"]
-
-    def audit(self) -> list[dict[str, Any]]:
-        text = self.audit_path.read_text() if self.audit_path.exists() else ""
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-    def follow_to_console(self, location: str) -> httpx.Response:
-        """Play the browser: the federation login URL, then the stand-in's console."""
-        self.secrets.extend(parse_qs(urlsplit(location).query).get("SigninToken", []))
-        with httpx.Client(follow_redirects=True, timeout=20) as browser:
-            return browser.get(location)
-
-
-@contextmanager
-def saml_world(
-    tmp: Path, *, sso_url: str = IDP_ENTITY + "/sso", **server: Any
-) -> Iterator[SamlWorld]:
-    """A broker (uvicorn) with one SAML IdP (pysaml2) and the AWS stand-in; logs captured at
-    DEBUG and checked on the way out: no assertion, credential or sign-in token in any line."""
-    idp = TestIdp(tmp / "idp", acs_url=BASE_URL + "/saml/acs", entity_id=IDP_ENTITY)
-    standin = AwsStandIn()
-    capture = BrokerLogs()
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(capture)
-    root.setLevel(logging.DEBUG)
-    try:
-        with serve(standin) as standin_url:
-            prod = standin.register_saml_provider("corp", [idp.key.cert_pem], PROD)
-            analytics = standin.register_saml_provider("corp", [idp.key.cert_pem], ANALYTICS)
-            pairs = [f"{DEPLOYER},{prod}", f"{ADMIN},{prod}", f"{READER},{analytics}"]
-            config = world_config(idp, standin_url, tmp / "audit.jsonl", sso_url, **server)
-            app = create_app(config)
-            with serve_app(app) as url:
-                world = SamlWorld(
-                    url, idp, standin, standin_url, capture, tmp / "audit.jsonl", pairs
-                )
-                yield world
-    finally:
-        root.removeHandler(capture)
-        root.setLevel(old_level)
-    text = "\n".join(capture.lines) + (
-        world.audit_path.read_text() if world.audit_path.exists() else ""
-    )
-    assert world.secrets, "the tests should have produced secrets to look for"
-    leaked = [s for s in world.secrets if s in text]
-    assert not leaked, f"{len(leaked)} secret(s) reached a log line or audit event"
+pytestmark = pytest.mark.peers
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ from operator import attrgetter
 
 import pytest
 
-from tests.flows.test_saml_console import BASE_URL, SamlWorld, saml_world
-from tests.saml.test_verify import CASES, SCD, Case, build, set_attr
+from tests.fakes.saml_cases import CASES, Case, build
+from tests.fakes.saml_edits import SCD, set_attr
+from tests.fakes.saml_world import ADMIN, BASE_URL, SamlWorld, saml_world
 
 # Cases that need another IdP configuration or a shifted clock run at the verifier level only;
 # the one built around the verifier test's own ACS URL is rebuilt around this broker's.
@@ -76,8 +77,6 @@ def test_a_deny_rule_wins_over_the_signed_roles(world: SamlWorld) -> None:
 
 
 def test_a_role_denied_by_a_rule_cannot_be_picked(world: SamlWorld) -> None:
-    from tests.flows.test_saml_console import ADMIN
-
     world.standin.reset()
     with world.client() as client:
         r = client.post(

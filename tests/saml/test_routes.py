@@ -13,7 +13,7 @@ import pytest
 from broker.errors import UnknownSigningKey
 from broker.mapping import map_roles
 from broker.saml.explain import saml_identity
-from tests.flows.test_saml_console import (
+from tests.fakes.saml_world import (
     ANALYTICS,
     DEPLOYER,
     IDP_ENTITY,

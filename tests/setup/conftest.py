@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.setup.peers import HttpsServer, Pki
+from tests.fakes.pki import HttpsServer, Pki
 
 
 @pytest.fixture(scope="session")

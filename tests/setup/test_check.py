@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 
 from broker.cli import main
 from broker.setup.check import check
-from tests.setup.peers import HttpsServer, Pki, issue, saml_metadata
+from tests.fakes.pki import HttpsServer, Pki, issue, saml_metadata
 
 ARN = "arn:aws:iam::111122223333:role/"
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from broker.cli import main
-from tests.setup.configs import GHA, K8S, PROD, STAGING, trust_policies, write_config
+from tests.fakes.setup_config import GHA, K8S, PROD, STAGING, trust_policies, write_config
 
 pytestmark = pytest.mark.iac
 

@@ -11,7 +11,7 @@ import pytest
 
 from broker.cli import main
 from broker.setup.iam import validate_oidc, validate_saml
-from tests.setup.peers import saml_metadata
+from tests.fakes.pki import saml_metadata
 
 TP1 = "a" * 40
 TP2 = "0123456789abcdef0123456789abcdef01234567"

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from broker.cli import main
-from tests.setup.configs import GHA, PROD, trust_policies, write_config
+from tests.fakes.setup_config import GHA, PROD, trust_policies, write_config
 
 pytestmark = pytest.mark.peers
 

@@ -12,7 +12,7 @@ import pytest
 
 from broker.cli import main
 from broker.setup.thumbprint import probe_host, thumbprint
-from tests.setup.peers import HttpsServer, Pki, alternating, loopback, silent_server
+from tests.fakes.pki import HttpsServer, Pki, alternating, loopback, silent_server
 
 
 def openssl_thumbprint(host: str, port: int, server_name: str) -> str:

@@ -1,4 +1,4 @@
-"""Capture every log line, and forge edge-case tokens."""
+"""Edge-case JWTs: whatever claims a test needs, signed with the issuer's real key, or attacks."""
 
 from __future__ import annotations
 
@@ -6,29 +6,10 @@ import base64
 import hashlib
 import hmac
 import json
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 import jwt
-
-
-class LogCapture(logging.Handler):
-    """Every log record of every logger, formatted, so tests can look for leaked secrets."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # botocore at DEBUG logs signed requests; only the tests' own SDK clients (and the
-        # stand-in's console) use it here — the broker never does.
-        if record.name.startswith(("botocore", "boto3", "urllib3")):
-            return
-        text = record.getMessage()
-        if record.exc_info:
-            text += logging.Formatter().formatException(record.exc_info)
-        self.lines.append(f"{record.name}: {text}")
 
 
 def b64url(data: bytes) -> str:

@@ -1,4 +1,4 @@
-"""Real peers for the setup tests: a per-run PKI and small HTTPS servers in threads."""
+"""A per-run PKI, small HTTPS servers in threads, and IdP metadata signed with fresh keys."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from broker.cli import main
-from tests.setup.peers import saml_metadata
+from tests.fakes.pki import saml_metadata
 
 PROD, STAGING = "111122223333", "444455556666"
 GHA = "token.actions.githubusercontent.com"

@@ -1,0 +1,138 @@
+"""One SAML world: a broker (uvicorn) with one pysaml2 IdP and the AWS stand-in, logs captured."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from broker.app import create_app
+from broker.config import Config, parse_config
+from broker_demo.aws import AwsStandIn, serve
+from tests.fakes.logs import BrokerLogs, assert_nothing_leaked, capturing, read_audit
+from tests.fakes.saml_idp import TestIdp
+from tests.fakes.servers import serve_app
+
+PROD, ANALYTICS = "111122223333", "444455556666"
+DEPLOYER = f"arn:aws:iam::{PROD}:role/deployer"
+ADMIN = f"arn:aws:iam::{PROD}:role/admin"
+READER = f"arn:aws:iam::{ANALYTICS}:role/reader"
+AUDITOR = f"arn:aws:iam::{ANALYTICS}:role/auditor"  # granted by a rule, never signed
+BASE_URL = "http://127.0.0.1:8080"
+IDP_ENTITY = "https://idp.example.test/saml"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def world_config(
+    idp: TestIdp, standin_url: str, audit: Path, sso_url: str, **server: Any
+) -> Config:
+    return parse_config(
+        {
+            "server": {"base_url": BASE_URL, **server},
+            "aws": {
+                "sts_endpoint": standin_url + "/",
+                "federation_endpoint": standin_url + "/federation",
+                "sts_max_attempts": 1,
+            },
+            "audit": {"path": str(audit)},
+            "identity_providers": {
+                "corp": {
+                    "type": "saml",
+                    "entity_id": IDP_ENTITY,
+                    "sso_url": sso_url,
+                    "certificates": [idp.key.cert_pem],
+                }
+            },
+            "accounts": {PROD: {"name": "Production"}, ANALYTICS: {"name": "Analytics"}},
+            "roles": {
+                "deployer": {"arn": DEPLOYER, "max_session_seconds": 7200},
+                "admin": {"arn": ADMIN, "description": "Full access"},
+                "reader": {"arn": READER, "max_session_seconds": 43200},
+                "auditor": {"arn": AUDITOR},
+            },
+            "rules": [
+                {"name": "auditors", "idp": "corp", "grant": ["auditor"]},
+                {
+                    "name": "no-contractors",
+                    "idp": "corp",
+                    "when": {"claim": "groups", "contains": "contractors"},
+                    "deny": ["*"],
+                },
+                {
+                    "name": "no-admin-for-interns",
+                    "idp": "corp",
+                    "when": {"claim": "groups", "contains": "interns"},
+                    "deny": ["admin"],
+                },
+            ],
+        }
+    )
+
+
+@dataclass
+class SamlWorld:
+    url: str
+    idp: TestIdp
+    standin: AwsStandIn
+    standin_url: str
+    logs: BrokerLogs
+    audit_path: Path
+    pairs: list[str]
+    secrets: list[str] = field(default_factory=list)
+
+    def response(self, **kwargs: Any) -> str:
+        kwargs.setdefault("roles", self.pairs)
+        b64 = self.idp.b64(**kwargs)
+        self.secrets.append(b64)
+        return b64
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, follow_redirects=False, timeout=20)
+
+    def sign_in(self, client: httpx.Client, **kwargs: Any) -> httpx.Response:
+        return client.post("/saml/acs", data={"SAMLResponse": self.response(**kwargs)})
+
+    def csrf(self, client: httpx.Client) -> str:
+        page = client.get("/", headers={"accept": "text/html"})
+        assert page.status_code == 200, page.text
+        found = CSRF.search(page.text)
+        assert found is not None
+        return found.group(1)
+
+    def sts_calls(self) -> list[Any]:
+        return [c for c in self.standin.calls if c.action == "AssumeRoleWithSAML"]
+
+    def audit(self) -> list[dict[str, Any]]:
+        return read_audit(self.audit_path)
+
+    def follow_to_console(self, location: str) -> httpx.Response:
+        """Play the browser: the federation login URL, then the stand-in's console."""
+        self.secrets.extend(parse_qs(urlsplit(location).query).get("SigninToken", []))
+        with httpx.Client(follow_redirects=True, timeout=20) as browser:
+            return browser.get(location)
+
+
+@contextmanager
+def saml_world(
+    tmp: Path, *, sso_url: str = IDP_ENTITY + "/sso", **server: Any
+) -> Iterator[SamlWorld]:
+    """A broker (uvicorn) with one SAML IdP (pysaml2) and the AWS stand-in; logs captured at
+    DEBUG and checked on the way out: no assertion, credential or sign-in token in any line."""
+    idp = TestIdp(tmp / "idp", acs_url=BASE_URL + "/saml/acs", entity_id=IDP_ENTITY)
+    standin = AwsStandIn()
+    audit_path = tmp / "audit.jsonl"
+    with capturing(BrokerLogs()) as logs, serve(standin) as standin_url:
+        prod = standin.register_saml_provider("corp", [idp.key.cert_pem], PROD)
+        analytics = standin.register_saml_provider("corp", [idp.key.cert_pem], ANALYTICS)
+        pairs = [f"{DEPLOYER},{prod}", f"{ADMIN},{prod}", f"{READER},{analytics}"]
+        app = create_app(world_config(idp, standin_url, audit_path, sso_url, **server))
+        with serve_app(app) as url:
+            world = SamlWorld(url, idp, standin, standin_url, logs, audit_path, pairs)
+            yield world
+    assert_nothing_leaked(world.secrets, logs, audit_path)
