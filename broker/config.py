@@ -148,6 +148,10 @@ class OidcIdp(Strict):
     jwks_refresh_seconds: float = Field(3600, ge=1)
     jwks_min_refresh_seconds: float = Field(30, ge=0)
     http_timeout_seconds: float = Field(5, gt=0, le=60)
+    # RFC 8725 §3.11: the JWT types (`typ`) this IdP's credentials carry. "JWT" also admits
+    # a token without typ; a logout (logout+jwt) or access token (at+jwt) is no credential
+    # unless listed.
+    token_types: list[str] = Field(default_factory=lambda: ["JWT"], min_length=1)
     # RoleSessionName template over claims, e.g. "{email}" or "gh-{repository_owner}".
     # Default: the email claim, else sub.
     session_name: str | None = None
@@ -156,6 +160,14 @@ class OidcIdp(Strict):
     @classmethod
     def _issuer(cls, v: str) -> str:
         return check_url(v, "issuer")
+
+    @field_validator("token_types")
+    @classmethod
+    def _token_types(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if not re.fullmatch(r"[\w.+-]+(/[\w.+-]+)?", t, re.ASCII):
+                raise ValueError(f"token_types: {t!r} is not a media type such as JWT or at+jwt")
+        return v
 
     @field_validator("session_name")
     @classmethod
