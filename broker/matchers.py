@@ -277,7 +277,10 @@ def _one(ok: bool) -> tuple[Bindings, ...]:
 
 
 def _text(v: Any) -> str:
-    return v if isinstance(v, str) else repr(v)
+    """A claim value as its JSON reads (true, null), so the reason matches the token."""
+    if isinstance(v, str):
+        return v
+    return "true" if v is True else "false" if v is False else "null" if v is None else repr(v)
 
 
 def _show(v: Any) -> str:
