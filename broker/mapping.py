@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from broker import matchers
+from broker import claims, matchers
 from broker.config import ROLE_ARN, Config, GrantTemplate, Role, Rule, SamlIdp
 from broker.identity import Identity, RoleGrant
 
@@ -20,6 +21,8 @@ class RuleTrace:
     reason: str
     granted: tuple[str, ...] = ()  # role ARNs
     denied: tuple[str, ...] = ()  # role ARNs, or "*"
+    # Each claim path the rule reads → the keys it walked, or None where it did not resolve.
+    paths: tuple[tuple[str, tuple[claims.Key, ...] | None], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -29,6 +32,7 @@ class RuleTrace:
             "reason": self.reason,
             "granted": list(self.granted),
             "denied": list(self.denied),
+            "paths": {p: None if keys is None else list(keys) for p, keys in self.paths},
         }
 
 
@@ -112,15 +116,24 @@ def _evaluate(rule: Rule, identity: Identity, config: Config, seconds: dict[str,
         outcome = matchers.Outcome(True, "no conditions", ({},))
     else:
         outcome = rule.when.evaluate(identity.attributes)
+    paths = _walks(rule, identity)
     if not outcome.matched:
-        return RuleTrace(rule.name, True, False, outcome.reason)
+        return RuleTrace(rule.name, True, False, outcome.reason, paths=paths)
     notes: list[str] = []
     grants = _targets(
         rule.grant, outcome.bindings, config, notes, deny=False, template_seconds=seconds
     )
     denies = _targets(rule.deny, outcome.bindings, config, notes, deny=True, template_seconds={})
     reason = outcome.reason + "".join(f"; {n}" for n in notes)
-    return RuleTrace(rule.name, True, True, reason, grants, denies)
+    return RuleTrace(rule.name, True, True, reason, grants, denies, paths)
+
+
+def _walks(rule: Rule, identity: Identity) -> tuple[tuple[str, tuple[claims.Key, ...] | None], ...]:
+    out = []
+    for path in sorted(matchers.claim_paths(rule.when)) if rule.when else ():
+        found = claims.resolve(identity.attributes, path)
+        out.append((path, None if found is None else found.keys))
+    return tuple(out)
 
 
 def _targets(
@@ -198,3 +211,29 @@ def _configured(arn: str, config: Config) -> tuple[str, Role | None]:
 
 def _with_principal(g: RoleGrant, principal: str) -> RoleGrant:
     return replace(g, principal_arn=principal)
+
+
+@dataclass(frozen=True, slots=True)
+class UnresolvedPath:
+    rule: str
+    path: str
+    reached: tuple[claims.Key, ...]  # how far the path walked before it stopped
+
+    def message(self) -> str:
+        where = f"; it stops after {claims.show_keys(self.reached)}" if self.reached else ""
+        return f"rule {self.rule} reads {self.path!r}, which is not in the sample claims{where}"
+
+
+def unresolved_paths(
+    config: Config, idp: str, sample: Mapping[str, Any]
+) -> tuple[UnresolvedPath, ...]:
+    """Claim paths that the rules for `idp` read but that do not resolve in a sample token's
+    claims: a misspelt or mis-split path never matches, and `not`/`none` around it always do."""
+    out: list[UnresolvedPath] = []
+    for rule in config.rules:
+        if rule.idp not in ("*", idp) or rule.when is None:
+            continue
+        for path in sorted(matchers.claim_paths(rule.when)):
+            if claims.resolve(sample, path) is None:
+                out.append(UnresolvedPath(rule.name, path, claims.walked(sample, path)))
+    return tuple(out)

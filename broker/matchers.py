@@ -10,8 +10,9 @@ A matcher is either a claim test or a combination:
     {all: [...]}  {any: [...]}  {none: [...]}  {not: {...}}
     a list of matchers is {all: [...]}
 
-Claim paths: an exact top-level key wins (SAML attribute names contain dots); otherwise
-`a.b.c` walks nested objects. `case_sensitive` defaults to true.
+Claim paths and value types are `broker.claims`'s: a dotted path walks nested objects through
+keys that may contain dots, `/a/b` is a JSON Pointer, and `"true"` equals `true`.
+`case_sensitive` defaults to true.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from broker import claims
 
 Scalar = str | int | float | bool
 Bindings = dict[str, str]
@@ -48,19 +51,21 @@ class ClaimTest:
     pattern: re.Pattern[str] | None = None  # compiled glob or regex
 
     def evaluate(self, attributes: Mapping[str, Any]) -> Outcome:
-        found, raw = lookup(attributes, self.claim)
+        found = claims.resolve(attributes, self.claim)
+        name = self.claim if found is None else _named(self.claim, found.keys)
         if self.op == "exists":
-            ok = found == bool(self.value)
-            return Outcome(ok, f"{self.claim} {'is present' if found else 'is absent'}", _one(ok))
-        if not found:
-            return Outcome(False, f"{self.claim} is absent")
-        values = _as_values(raw)
+            ok = (found is not None) == bool(self.value)
+            where = "is present" if found is not None else _absent(attributes, self.claim)
+            return Outcome(ok, f"{name} {where}", _one(ok))
+        if found is None:
+            return Outcome(False, f"{name} {_absent(attributes, self.claim)}")
+        values = _as_values(found.value)
         if self.op == "contains":
             wanted = self.value if isinstance(self.value, list) else [self.value]
             missing = [w for w in wanted if not any(self._same(v, w) for v in values)]
             if missing:
-                return Outcome(False, f"{self.claim} lacks {_show(missing)}")
-            return Outcome(True, f"{self.claim} contains {_show(wanted)}", ({},))
+                return Outcome(False, f"{name} lacks {_show(missing)}")
+            return Outcome(True, f"{name} contains {_show(wanted)}", ({},))
         hits: list[Bindings] = []
         hit_values: list[str] = []
         for v in values:
@@ -71,28 +76,18 @@ class ClaimTest:
         desc = f"{self.op} {_show(self.value)}"
         if self.each == "any":
             if hits:
-                return Outcome(True, f"{self.claim}={_show(hit_values)} {desc}", tuple(hits))
-            return Outcome(False, f"no value of {self.claim} {_show(values)} {desc}")
+                return Outcome(True, f"{name}={_show(hit_values)} {desc}", tuple(hits))
+            return Outcome(False, f"no value of {name} {_show(values)} {desc}")
         if self.each == "all":
             if values and len(hits) == len(values):
-                return Outcome(True, f"every value of {self.claim} {desc}", tuple(hits))
-            return Outcome(False, f"not every value of {self.claim} {_show(values)} {desc}")
+                return Outcome(True, f"every value of {name} {desc}", tuple(hits))
+            return Outcome(False, f"not every value of {name} {_show(values)} {desc}")
         if hits:
-            return Outcome(False, f"{self.claim}={_show(hit_values)} {desc}")
-        return Outcome(True, f"no value of {self.claim} {desc}", ({},))
-
-    def _norm(self, v: Any) -> Any:
-        if isinstance(v, str) and not self.case_sensitive:
-            return v.casefold()
-        return v
+            return Outcome(False, f"{name}={_show(hit_values)} {desc}")
+        return Outcome(True, f"no value of {name} {desc}", ({},))
 
     def _same(self, claim: Any, wanted: Any) -> bool:
-        """Equality as JSON means it: true is not 1, and objects never equal scalars."""
-        if isinstance(claim, bool) != isinstance(wanted, bool):
-            return False
-        if not isinstance(claim, str | int | float):
-            return False
-        return bool(self._norm(claim) == self._norm(wanted))
+        return claims.same(claim, wanted, case_sensitive=self.case_sensitive)
 
     def _test(self, v: Any) -> Bindings | None:
         if self.op == "equals":
@@ -148,15 +143,18 @@ Matcher = ClaimTest | Combine | Not
 
 
 def lookup(attributes: Mapping[str, Any], path: str) -> tuple[bool, Any]:
-    """Find a claim: an exact key first, then a dotted path through nested objects."""
-    if path in attributes:
-        return True, attributes[path]
-    node: Any = attributes
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
+    """Find a claim by a path (see `broker.claims`): (found, value)."""
+    found = claims.resolve(attributes, path)
+    return (False, None) if found is None else (True, found.value)
+
+
+def claim_paths(m: Matcher) -> set[str]:
+    """Every claim path a matcher reads."""
+    if isinstance(m, ClaimTest):
+        return {m.claim}
+    if isinstance(m, Not):
+        return claim_paths(m.child)
+    return set().union(*(claim_paths(c) for c in m.children))
 
 
 def group_names(m: Matcher) -> set[str]:
@@ -211,6 +209,10 @@ def _parse_claim(raw: Mapping[str, Any], where: str) -> ClaimTest:
     claim = raw.get("claim")
     if not isinstance(claim, str) or not claim:
         raise ValueError(f"{where}.claim: required, a claim or attribute name")
+    try:
+        claims.check_path(claim)
+    except ValueError as exc:
+        raise ValueError(f"{where}.claim: {exc}") from None
     ops = [k for k in _OPS if k in raw]
     if len(ops) != 1:
         raise ValueError(f"{where}: exactly one of {list(_OPS)} is required, got {ops or 'none'}")
@@ -258,12 +260,27 @@ def _as_values(raw: Any) -> list[Any]:
     return [raw]
 
 
+def _named(path: str, keys: tuple[claims.Key, ...]) -> str:
+    """The path, and the keys it walked when that is not just the path itself."""
+    return path if keys == (path,) else f"{path} {claims.show_keys(keys)}"
+
+
+def _absent(attributes: Mapping[str, Any], path: str) -> str:
+    reached = claims.walked(attributes, path)
+    if not reached:
+        return "is absent"
+    return f"is absent (the path stops after {claims.show_keys(reached)})"
+
+
 def _one(ok: bool) -> tuple[Bindings, ...]:
     return ({},) if ok else ()
 
 
 def _text(v: Any) -> str:
-    return v if isinstance(v, str) else repr(v)
+    """A claim value as its JSON reads (true, null), so the reason matches the token."""
+    if isinstance(v, str):
+        return v
+    return "true" if v is True else "false" if v is False else "null" if v is None else repr(v)
 
 
 def _show(v: Any) -> str:

@@ -214,6 +214,7 @@ def test_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
         "reason": by_rule["app-main-deploys-prod"]["reason"],
         "granted": [PROD_DEPLOY],
         "denied": [],
+        "paths": {"ref": ["ref"], "repository": ["repository"]},
     }
     assert (by_rule["reporting-pods"]["applies"], by_rule["reporting-pods"]["matched"]) == (
         False,

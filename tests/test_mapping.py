@@ -293,6 +293,7 @@ def test_unmatched_rule_trace_carries_the_reason() -> None:
         "reason": t.reason,
         "granted": [],
         "denied": [],
+        "paths": {"ref": ["ref"]},
     }
 
 

@@ -37,7 +37,9 @@ OPERATOR_CASES = [
     Case("equals-any-list-value", {"claim": "g", "equals": "b"}, {"g": ["a", "b"]}, True),
     Case("equals-absent-claim", {"claim": "repo", "equals": "x"}, {}, False, ()),
     Case("equals-number", {"claim": "n", "equals": 3}, {"n": 3}, True),
-    Case("equals-number-vs-string", {"claim": "n", "equals": "3"}, {"n": 3}, False),
+    # Numbers compare by value with numeric strings (broker.claims): "3" from YAML is 3.
+    Case("equals-number-vs-string", {"claim": "n", "equals": "3"}, {"n": 3}, True),
+    Case("equals-number-vs-other-string", {"claim": "n", "equals": "03"}, {"n": 3}, False),
     Case("equals-bool", {"claim": "v", "equals": True}, {"v": True}, True),
     Case("equals-bool-false", {"claim": "v", "equals": True}, {"v": False}, False),
     # glob: fnmatch over the whole value
@@ -381,7 +383,8 @@ BINDING_CASES = [
 ]
 
 NON_STRING_CASES = [
-    Case("number-equals-string", {"claim": "n", "equals": "1"}, {"n": 1}, False),
+    Case("number-equals-numeric-string", {"claim": "n", "equals": "1"}, {"n": 1}, True),
+    Case("number-equals-word", {"claim": "n", "equals": "one"}, {"n": 1}, False),
     Case("number-glob", {"claim": "n", "glob": "12*"}, {"n": 1234}, True),
     Case("number-regex", {"claim": "n", "regex": r"\d+"}, {"n": 42}, True),
     Case("float-regex", {"claim": "n", "regex": r"1\.5"}, {"n": 1.5}, True),

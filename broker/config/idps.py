@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 from typing import Literal
@@ -32,11 +33,23 @@ class OidcIdp(Strict):
     # RoleSessionName template over claims, e.g. "{email}" or "gh-{repository_owner}".
     # Default: the email claim, else sub.
     session_name: str | None = None
+    # RFC 8725 §3.11: the JWT types (`typ`) this IdP's credentials carry. "JWT" also admits
+    # a token without typ; a logout (logout+jwt) or access token (at+jwt) is no credential
+    # unless listed.
+    token_types: list[str] = Field(default_factory=lambda: ["JWT"], min_length=1)
 
     @field_validator("issuer")
     @classmethod
     def _issuer(cls, v: str) -> str:
         return check_url(v, "issuer")
+
+    @field_validator("token_types")
+    @classmethod
+    def _token_types(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if not re.fullmatch(r"[\w.+-]+(/[\w.+-]+)?", t, re.ASCII):
+                raise ValueError(f"token_types: {t!r} is not a media type such as JWT or at+jwt")
+        return v
 
     @field_validator("session_name")
     @classmethod

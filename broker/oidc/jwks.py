@@ -64,22 +64,26 @@ class JwksCache:
         self._keys: tuple[SigningKey, ...] = ()
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
+        self._failure: IdpUnavailable | None = None  # why the last attempt failed
         self._lock = asyncio.Lock()
         self.fetches = 0  # JWKS documents fetched, for /metrics and tests
 
     async def key(self, kid: str | None, alg: str) -> SigningKey:
         now = self._clock()
         if self._fetched_at is None or now - self._fetched_at >= self._idp.jwks_refresh_seconds:
-            await self._refresh(force=False)
+            await self._refresh()
         found = self._find(kid, alg)
+        if found is None and await self._refresh():
+            # An unknown kid may mean the IdP rotated: looked again, within the floor.
+            found = self._find(kid, alg)
         if found is not None:
             return found
-        # An unknown kid may mean the IdP rotated; look again, but at most once per
-        # interval, so a flood of random kids cannot hammer the IdP.
-        if await self._refresh(force=True):
-            found = self._find(kid, alg)
-            if found is not None:
-                return found
+        if not self._keys:
+            failure = self._failure
+            raise IdpUnavailable(
+                "The identity provider's signing keys are not available.",
+                log_detail=failure.log_detail if failure else f"issuer={self._idp.issuer}",
+            )
         raise UnknownSigningKey(
             "The token is signed with a key the issuer does not publish.",
             log_detail=f"kid={kid!r} alg={alg} issuer={self._idp.issuer}",
@@ -92,31 +96,35 @@ class JwksCache:
             return candidates[0] if len(candidates) == 1 else None
         return next((k for k in candidates if k.kid == kid), None)
 
-    async def _refresh(self, *, force: bool) -> bool:
-        """Fetch the JWKS unless one was attempted too recently. True if keys changed hands."""
+    async def _refresh(self) -> bool:
+        """Fetch discovery and the JWKS, unless an attempt, successful or not, started less
+        than `jwks_min_refresh_seconds` ago: while the IdP is down, requests use the keys we
+        have (or fail fast) instead of each fetching again. True if the keys were refreshed."""
         started = self._attempted_at
         async with self._lock:
             if self._attempted_at != started:
-                return True  # another request refreshed while we waited
+                return self._failure is None  # another request tried while we waited
             now = self._clock()
             if (
-                force
-                and self._attempted_at is not None
+                self._attempted_at is not None
                 and now - self._attempted_at < self._idp.jwks_min_refresh_seconds
             ):
                 return False
             self._attempted_at = now
             try:
                 self._keys = await self._fetch()
-                self._fetched_at = now
-                return True
-            except IdpUnavailable:
-                if not self._keys:
-                    raise
+            except IdpUnavailable as exc:
+                self._failure = exc
                 log.warning(
-                    "jwks refresh failed for %s; keeping the keys we have", self._idp.issuer
+                    "jwks refresh failed for %s (%s); %s",
+                    self._idp.issuer,
+                    exc.log_detail,
+                    "keeping the keys we have" if self._keys else "no keys yet",
                 )
                 return False
+            self._fetched_at = now
+            self._failure = None
+            return True
 
     async def _fetch(self) -> tuple[SigningKey, ...]:
         issuer = self._idp.issuer

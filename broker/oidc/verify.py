@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +21,7 @@ from broker.errors import (
     UnsupportedCriticalHeader,
 )
 from broker.identity import Identity, WebIdentityToken
+from broker.oidc import compact
 from broker.oidc.jwks import JwksCache
 from broker.oidc.naming import oidc_session_name
 
@@ -36,6 +34,8 @@ _ALGORITHMS = {
 }
 # RFC 7515 §4.1.11: extensions we understand (none), so any `crit` is refused.
 _UNDERSTOOD_CRIT: frozenset[str] = frozenset()
+# datetime's last second (9999-12-31T23:59:59Z): an exp beyond it is no time at all.
+_MAX_TIME = 253402300799
 
 
 class OidcVerifier:
@@ -51,11 +51,8 @@ class OidcVerifier:
         order, so nothing is fetched for a token we could refuse offline."""
         if len(token) > self._max_bytes:
             raise TokenTooLarge(f"The token is larger than {self._max_bytes} bytes.")
-        parts = token.split(".")
-        if len(parts) != 3:
-            raise InvalidToken("The token is not a signed JWT (JWS compact serialization).")
-        header = _json_part(parts[0], "header")
-        claims = _json_part(parts[1], "payload")
+        jws = compact.parse(token)
+        header, claims = jws.header, jws.claims
         issuer = claims.get("iss")
         candidates = self._by_issuer.get(issuer) if isinstance(issuer, str) else None
         if not candidates:
@@ -73,19 +70,21 @@ class OidcVerifier:
                 f"The token's algorithm is not allowed for this issuer (allowed: {', '.join(idp.algorithms)}).",
                 log_detail=f"alg={str(alg)[:32]!r} idp={name}",
             )
+        _check_type(header, idp.token_types, name)
         crit = header.get("crit")
         if crit is not None and not _understood(crit):
             raise UnsupportedCriticalHeader(
                 "The token has critical header extensions this broker does not understand."
             )
+        if "cty" in header:
+            # RFC 7519 §5.2: a content type announces a nested JWT; credentials are not nested.
+            raise InvalidToken("The token is a nested or content-typed JWS, not a credential.")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise InvalidToken("The token's kid header is not a string.")
 
         key = await self._keys[name].key(kid, alg)
-        signature = _b64(parts[2], "signature")
-        signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
-        if not _ALGORITHMS[alg].verify(signing_input, key.key, signature):
+        if not _ALGORITHMS[alg].verify(jws.signing_input, key.key, jws.signature):
             raise InvalidSignature(
                 "The token's signature does not verify.", log_detail=f"idp={name} kid={kid!r}"
             )
@@ -125,7 +124,7 @@ def _check_times(claims: Mapping[str, Any], idp: OidcIdp, now: float) -> datetim
     """RFC 7519 §4.1.4 to §4.1.6, each with the IdP's clock skew."""
     skew = idp.clock_skew_seconds
     exp = claims.get("exp")
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
+    if not isinstance(exp, int | float) or isinstance(exp, bool) or not 0 <= exp <= _MAX_TIME:
         raise InvalidToken("The token has no valid expiry (exp).")
     if now > exp + skew:
         raise TokenExpired("The token has expired.", log_detail=f"exp={exp} now={now:.0f}")
@@ -146,6 +145,24 @@ def _check_times(claims: Mapping[str, Any], idp: OidcIdp, now: float) -> datetim
     return datetime.fromtimestamp(exp, UTC)
 
 
+def _media_type(typ: str) -> str:
+    """RFC 7515 §4.1.9: compared case-insensitively, "application/" may be left out."""
+    typ = typ.lower()
+    return typ.removeprefix("application/")
+
+
+def _check_type(header: Mapping[str, Any], allowed: Iterable[str], idp: str) -> None:
+    """RFC 8725 §3.11: only the JWT types this IdP's credentials carry. A missing typ is a
+    plain JWT (RFC 7519 §5.1), accepted where "JWT" is."""
+    typ = header.get("typ", "JWT")
+    wanted = {_media_type(t) for t in allowed}
+    if not isinstance(typ, str) or _media_type(typ) not in wanted:
+        raise InvalidToken(
+            f"The token's type is not one this issuer's credentials carry ({', '.join(sorted(wanted))}).",
+            log_detail=f"typ={str(typ)[:64]!r} idp={idp}",
+        )
+
+
 def _understood(crit: Any) -> bool:
     return (
         isinstance(crit, list)
@@ -156,20 +173,3 @@ def _understood(crit: Any) -> bool:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _b64(part: str, what: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-    except (binascii.Error, ValueError):
-        raise InvalidToken(f"The token's {what} is not base64url.") from None
-
-
-def _json_part(part: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(_b64(part, what))
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidToken(f"The token's {what} is not JSON.") from None
-    if not isinstance(value, dict):
-        raise InvalidToken(f"The token's {what} is not a JSON object.")
-    return value

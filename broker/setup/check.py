@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from broker.setup import SetupError
 from broker.setup.fetch import get_json
 from broker.setup.metadata import check_metadata, load
 from broker.setup.review import review
+from broker.setup.samples import check_samples
 from broker.setup.thumbprint import CertInfo, endpoint
 from broker.setup.tlschain import presented_chain
 from broker.setup.trust_policy import grants
@@ -75,6 +77,7 @@ def check(
     now: datetime | None = None,
     timeout: float = 5.0,
     ca_file: str | None = None,
+    samples: Mapping[str, str] | None = None,
 ) -> CheckReport:
     now = now or datetime.now(UTC)
     report = CheckReport()
@@ -87,6 +90,7 @@ def check(
     )
     _static(config, report)
     report.findings += review(config)
+    check_samples(config, samples or {}, report)
     for name, idp in config.identity_providers.items():
         where = f"identity_providers.{name}"
         try:

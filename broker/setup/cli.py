@@ -14,6 +14,7 @@ from broker.setup import SetupError, iac_cli, iam
 from broker.setup.check import check
 from broker.setup.enforcement import REMEDY
 from broker.setup.metadata import check_metadata, load
+from broker.setup.samples import parse_samples
 from broker.setup.thumbprint import IAM_NOTE, Probe, ThumbprintReport, thumbprint
 from broker.setup.trust_policy import trust_policy
 
@@ -95,6 +96,13 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--config", metavar="FILE", help="default: $BROKER_CONFIG")
     p.add_argument(
         "--offline", action="store_true", help="no network: the file and local metadata only"
+    )
+    p.add_argument(
+        "--claims",
+        action="append",
+        default=[],
+        metavar="IDP=FILE",
+        help="a JSON file of one real token's claims: warn about rule paths it does not have",
     )
     _net_options(p)
     p.set_defaults(func=_config_check)
@@ -275,7 +283,13 @@ def _config_check(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("BROKER_CONFIG")
     if not path:
         return _fail("no configuration: pass --config FILE or set BROKER_CONFIG")
-    report = check(path, offline=args.offline, timeout=args.timeout, ca_file=args.ca_file)
+    try:
+        samples = parse_samples(args.claims)
+    except ValueError as exc:
+        return _fail(str(exc))
+    report = check(
+        path, offline=args.offline, timeout=args.timeout, ca_file=args.ca_file, samples=samples
+    )
     rows = [[level.upper(), where, message] for level, where, message in report.findings]
     verdict = "config check: " + ("passed" if report.passed else "FAILED")
     human = [*_table(["LEVEL", "WHERE", "MESSAGE"], rows), "", verdict]

@@ -36,6 +36,8 @@ def flow_config(issuer: str, sts_url: str, audit_path: Path, **idp: Any) -> Conf
                     "audiences": AUDIENCES,
                     "algorithms": ["RS256", "ES256"],
                     "jwks_min_refresh_seconds": 1,
+                    # oidc-provider mints RFC 9068 JWT access tokens (typ at+jwt).
+                    "token_types": ["JWT", "at+jwt"],
                     **idp,
                 }
             },
