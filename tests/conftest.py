@@ -1,13 +1,97 @@
-"""Shared fixtures: no test can reach real AWS, and async tests run on asyncio."""
+"""Shared fixtures and the suite's rules: no test can reach real AWS, async tests run on asyncio,
+and every test sits in exactly one tier (unit, peers or browser)."""
 
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Generator
+from typing import Any
 
 import pytest
+import uvicorn
 
 # Real peers, shared by every test module: panva's oidc-provider and redis-server on loopback.
 pytest_plugins = ["tests.peers.oidc_provider", "tests.peers.redis_server"]
+
+TIERS = ("unit", "peers", "browser")
+#: Session fixtures that run a real server: a test that uses one is not a unit test.
+PEER_FIXTURES = frozenset({"oidc_provider", "redis_url", "moto_server"})
+#: Modules that start servers on loopback but carry no marker of their own.
+PEER_MODULES = frozenset(
+    {
+        "tests/test_sts_client.py",
+        "tests/test_sts_transport.py",
+        "tests/test_sts_transport_network.py",
+    }
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects on the markers added here
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Unmarked tests are unit tests; a test in two tiers, or a unit test on a peer, is an error."""
+    wrong = []
+    for item in items:
+        if item.nodeid.split("::")[0] in PEER_MODULES:
+            item.add_marker(pytest.mark.peers)
+        tiers = [t for t in TIERS if item.get_closest_marker(t) is not None]
+        if not tiers:
+            item.add_marker(pytest.mark.unit)
+            tiers = ["unit"]
+        if len(tiers) > 1:
+            wrong.append(f"{item.nodeid}: in more than one tier ({', '.join(tiers)})")
+        peers = sorted(PEER_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+        if tiers == ["unit"] and peers:
+            wrong.append(f"{item.nodeid}: uses {', '.join(peers)}; mark it peers")
+        if "redis_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis)
+    if wrong:
+        raise pytest.UsageError("mis-tiered tests:\n  " + "\n  ".join(wrong))
+
+
+# A unit test starts no server. Servers on loopback start by listening on a socket, or (uvicorn
+# on uvloop, which listens in C) through uvicorn's startup: both refuse during a unit test.
+_listen = socket.socket.listen
+_uvicorn_startup = uvicorn.Server.startup
+_unit_test_running: list[str] = []
+
+
+def _refuse_in_a_unit_test() -> None:
+    if _unit_test_running:
+        test = _unit_test_running[0]
+        raise RuntimeError(f"{test} is a unit test but started a server: mark it peers")
+
+
+def _listen_unless_unit(self: socket.socket, *args: Any) -> None:
+    _refuse_in_a_unit_test()
+    _listen(self, *args)
+
+
+async def _uvicorn_startup_unless_unit(self: uvicorn.Server, sockets: Any = None) -> None:
+    _refuse_in_a_unit_test()
+    await _uvicorn_startup(self, sockets)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    socket.socket.listen = _listen_unless_unit  # type: ignore[method-assign]
+    uvicorn.Server.startup = _uvicorn_startup_unless_unit  # type: ignore[method-assign]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    socket.socket.listen = _listen  # type: ignore[method-assign]
+    uvicorn.Server.startup = _uvicorn_startup  # type: ignore[method-assign]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Mark the running test as a unit test (or not) for its setup, call and teardown."""
+    if item.get_closest_marker("unit") is None:
+        return (yield)
+    _unit_test_running.append(item.nodeid)
+    try:
+        return (yield)
+    finally:
+        _unit_test_running.clear()
 
 
 @pytest.fixture(autouse=True)

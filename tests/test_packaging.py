@@ -93,12 +93,14 @@ def run(cmd: list[str], cwd: Path) -> str:
     return done.stdout
 
 
+@pytest.mark.peers
 def test_smoke_import_passes_in_the_installed_venv(installed: Path) -> None:
     cmd = shlex.split(SMOKE)
     cmd[0] = str(installed / "bin" / "python")
     run(cmd, cwd=installed)
 
 
+@pytest.mark.peers
 def test_installed_broker_serves_healthz(installed: Path) -> None:
     port = free_port()
     config = ROOT / "config" / "broker.example.yaml"

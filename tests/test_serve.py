@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.fakes.servers import free_port, read_text, running, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.peers
 def test_serve_starts_on_the_example_config(tmp_path: Path) -> None:
     port = free_port()
     command = [sys.executable, "-m", "broker", "serve"]

@@ -12,9 +12,12 @@ from broker.config import StoreSettings
 from broker.store import MemoryStore, Store, open_store
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Store]:
-    url = "memory://" if request.param == "memory" else redis_url
+@pytest.fixture(
+    params=["memory", pytest.param("redis", marks=[pytest.mark.peers, pytest.mark.redis])]
+)
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    # Only the Redis half needs the server: the memory half stays a unit test.
+    url = "memory://" if request.param == "memory" else request.getfixturevalue("redis_url")
     s = open_store(StoreSettings(url=url, key_prefix=f"test-{secrets.token_hex(4)}:"))
     yield s
     await s.close()

@@ -37,6 +37,8 @@ from starlette.routing import Route
 from broker_demo.aws import AwsStandIn, serve, serve_asgi
 from tests.fakes.servers import free_port, read_text, running, wait_for_http
 
+pytestmark = pytest.mark.peers
+
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 ACCOUNT = "111122223333"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/deploy"

@@ -53,6 +53,7 @@ def _with_saml(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.peers
 @pytest.mark.parametrize("which", ["example", "example+saml"])
 def test_serving_the_app_never_imports_broker_demo(tmp_path: Path, which: str) -> None:
     config = EXAMPLE if which == "example" else _with_saml(tmp_path)
@@ -74,6 +75,7 @@ def test_serving_the_app_never_imports_broker_demo(tmp_path: Path, which: str) -
     assert result["saml_metadata"] == (200 if which == "example+saml" else 404)
 
 
+@pytest.mark.peers
 def test_broker_serve_command_never_imports_broker_demo(tmp_path: Path) -> None:
     """The CLI registers `broker demo` in every process, but imports broker_demo only when
     the demo runs: the real `broker serve` command loads no broker_demo module at all."""

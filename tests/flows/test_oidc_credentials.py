@@ -20,6 +20,8 @@ import pytest
 from tests.fakes.oidc_world import DEPLOYER, READER, Flow
 from tests.fakes.tokens import forge, hs256_with_public_key, unsigned
 
+pytestmark = pytest.mark.peers
+
 DEPLOY = {"team": "deploy", "email": "ci@example.com"}
 
 

@@ -16,6 +16,8 @@ from tests.fakes.saml_idp import TestIdp
 from tests.fakes.saml_world import ADMIN, BASE_URL, DEPLOYER, IDP_ENTITY, PROD, world_config
 from tests.fakes.servers import serve_app
 
+pytestmark = pytest.mark.peers
+
 
 @pytest.fixture(scope="module")
 def replicas(

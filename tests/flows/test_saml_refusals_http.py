@@ -12,6 +12,8 @@ from tests.fakes.saml_cases import CASES, Case, build
 from tests.fakes.saml_edits import SCD, set_attr
 from tests.fakes.saml_world import ADMIN, BASE_URL, SamlWorld, saml_world
 
+pytestmark = pytest.mark.peers
+
 # Cases that need another IdP configuration or a shifted clock run at the verifier level only;
 # the one built around the verifier test's own ACS URL is rebuilt around this broker's.
 HTTP_CASES = [

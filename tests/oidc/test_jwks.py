@@ -12,6 +12,8 @@ from broker.errors import IdpUnavailable, UnknownSigningKey
 from broker.oidc.jwks import JwksCache
 from tests.peers.oidc_provider import OidcProviderPeer
 
+pytestmark = pytest.mark.peers
+
 
 class Clock:
     def __init__(self) -> None:

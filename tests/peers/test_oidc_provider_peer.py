@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.peers.oidc_provider import OidcProviderPeer, missing_prerequisites
 
+pytestmark = pytest.mark.peers
+
 CLAIMS: dict[str, Any] = {
     "groups": ["aws-admins", "developers"],
     "repository": "octo-org/octo-repo",

@@ -22,6 +22,8 @@ from tests.fakes.saml_world import (
     world_config,
 )
 
+pytestmark = pytest.mark.peers
+
 Send = Callable[[SamlWorld, httpx.Client], httpx.Response]
 
 

@@ -149,6 +149,7 @@ def oidc_config(url: str, **extra: Any) -> dict[str, Any]:
     return base(idp={"type": "oidc", "issuer": url, "audiences": ["sts"], **extra})
 
 
+@pytest.mark.peers
 def test_online_oidc_ok_and_expiring_key(issuer: HttpsServer, pki: Pki, tmp_path: Path) -> None:
     issuer.json("/jwks", {"keys": [jwk_with_x5c(days=10)]})
     report = check(
@@ -163,6 +164,7 @@ def test_online_oidc_ok_and_expiring_key(issuer: HttpsServer, pki: Pki, tmp_path
     assert any("algorithms usable: ES256" in o for o in findings(report, "ok"))
 
 
+@pytest.mark.peers
 def test_online_oidc_problems(issuer: HttpsServer, pki: Pki, tmp_path: Path) -> None:
     issuer.json(
         "/.well-known/openid-configuration",
@@ -188,6 +190,7 @@ def test_online_oidc_unreachable_is_an_error_offline_skips_it(pki: Pki, tmp_path
     assert check(path, offline=True).passed
 
 
+@pytest.mark.peers
 def test_saml_metadata_file_and_url(pki: Pki, tmp_path: Path) -> None:
     expired = tmp_path / "expired.xml"
     expired.write_bytes(saml_metadata(days=-3))

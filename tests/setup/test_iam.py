@@ -13,6 +13,8 @@ from broker.cli import main
 from broker.setup.iam import validate_oidc, validate_saml
 from tests.fakes.pki import saml_metadata
 
+pytestmark = pytest.mark.peers
+
 TP1 = "a" * 40
 TP2 = "0123456789abcdef0123456789abcdef01234567"
 ISSUER = "https://token.example.com"

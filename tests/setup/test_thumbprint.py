@@ -14,6 +14,8 @@ from broker.cli import main
 from broker.setup.thumbprint import probe_host, thumbprint
 from tests.fakes.pki import HttpsServer, Pki, alternating, loopback, silent_server
 
+pytestmark = pytest.mark.peers
+
 
 def openssl_thumbprint(host: str, port: int, server_name: str) -> str:
     """The AWS IAM user guide's procedure: the last certificate s_client -showcerts prints."""
@@ -185,7 +187,6 @@ def test_cli_human_output_and_exit_status(pki: Pki, capsys: pytest.CaptureFixtur
     assert "optional" in out
 
 
-@pytest.mark.peers
 def test_unverified_read_is_said_and_checked_through_a_verified_connection(
     issuer: HttpsServer, pki: Pki, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -204,7 +205,6 @@ def test_unverified_read_is_said_and_checked_through_a_verified_connection(
     assert "verified connection agrees" in out
 
 
-@pytest.mark.peers
 def test_a_verified_connection_that_sees_another_chain_is_a_warning(
     pki: Pki, tmp_path: Path
 ) -> None:
@@ -227,7 +227,6 @@ def test_a_verified_connection_that_sees_another_chain_is_a_warning(
     assert "another chain" in warning
 
 
-@pytest.mark.peers
 def test_no_verified_connection_is_reported_not_hidden(issuer: HttpsServer, pki_b: Pki) -> None:
     report = probe_host(
         "localhost",
