@@ -72,14 +72,16 @@ async def _uvicorn_startup_unless_unit(self: uvicorn.Server, sockets: Any = None
     await _uvicorn_startup(self, sockets)
 
 
+_patches = pytest.MonkeyPatch()
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
-    socket.socket.listen = _listen_unless_unit  # type: ignore[method-assign]
-    uvicorn.Server.startup = _uvicorn_startup_unless_unit  # type: ignore[method-assign]
+    _patches.setattr(socket.socket, "listen", _listen_unless_unit)
+    _patches.setattr(uvicorn.Server, "startup", _uvicorn_startup_unless_unit)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    socket.socket.listen = _listen  # type: ignore[method-assign]
-    uvicorn.Server.startup = _uvicorn_startup  # type: ignore[method-assign]
+    _patches.undo()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -125,8 +125,15 @@ def url(standin: AwsStandIn) -> Iterator[str]:
 
 
 def sts_client(url: str, config: botocore.config.Config = NO_RETRY, **creds: str) -> Any:
-    creds = creds or {"aws_access_key_id": "x", "aws_secret_access_key": "x"}
-    return boto3.client("sts", endpoint_url=url, region_name="us-east-1", config=config, **creds)
+    return boto3.client(
+        "sts",
+        endpoint_url=url,
+        region_name="us-east-1",
+        config=config,
+        aws_access_key_id=creds.get("aws_access_key_id", "x"),
+        aws_secret_access_key=creds.get("aws_secret_access_key", "x"),
+        aws_session_token=creds.get("aws_session_token"),
+    )
 
 
 def post(url: str, **params: str) -> httpx.Response:
@@ -137,17 +144,20 @@ def fault(response: httpx.Response) -> tuple[str, str, str]:
     root = etree.fromstring(response.content)
     assert root.tag == f"{{{NS}}}ErrorResponse"
     assert root.findtext(f"{{{NS}}}RequestId") == response.headers["x-amzn-RequestId"]
-    return (
-        root.findtext(f"{{{NS}}}Error/{{{NS}}}Type"),
-        root.findtext(f"{{{NS}}}Error/{{{NS}}}Code"),
-        root.findtext(f"{{{NS}}}Error/{{{NS}}}Message"),
+    kind, code, message = (
+        root.findtext(f"{{{NS}}}Error/{{{NS}}}{field}") for field in ("Type", "Code", "Message")
     )
+    assert kind is not None
+    assert code is not None
+    assert message is not None
+    return kind, code, message
 
 
 def assume(url: str, token: str, role: str = ROLE, **extra: Any) -> dict[str, Any]:
-    return sts_client(url).assume_role_with_web_identity(  # type: ignore[no-any-return]
+    result: dict[str, Any] = sts_client(url).assume_role_with_web_identity(
         RoleArn=role, RoleSessionName="ci-run", WebIdentityToken=token, **extra
     )
+    return result
 
 
 # ---------------------------------------------------------------- AssumeRoleWithWebIdentity
@@ -670,14 +680,20 @@ def make_idp(name: str) -> SigningIdp:
     return SigningIdp(key_pem, cert.public_bytes(serialization.Encoding.PEM).decode())
 
 
+def _find(root: etree._Element, path: str) -> etree._Element:
+    found = root.find(path)
+    assert found is not None, path
+    return found
+
+
 def _sign(element: etree._Element, idp: SigningIdp) -> None:
     """Enveloped XML-DSig (RSA-SHA256, exc-c14n) placed right after the element's Issuer."""
     signature = xmlsec.template.create(
         element, xmlsec.constants.TransformExclC14N, xmlsec.constants.TransformRsaSha256, ns="ds"
     )
-    element.find(f"{{{SAML}}}Issuer").addnext(signature)
+    _find(element, f"{{{SAML}}}Issuer").addnext(signature)
     reference = xmlsec.template.add_reference(
-        signature, xmlsec.constants.TransformSha256, uri="#" + element.get("ID")
+        signature, xmlsec.constants.TransformSha256, uri=f"#{element.get('ID')}"
     )
     xmlsec.template.add_transform(reference, xmlsec.constants.TransformEnveloped)
     xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
@@ -746,7 +762,7 @@ def saml_response(
     </samlp:Response>"""
     root = etree.fromstring(xml.encode())
     if sign == "assertion":
-        _sign(root.find(f"{{{SAML}}}Assertion"), idp)
+        _sign(_find(root, f"{{{SAML}}}Assertion"), idp)
     elif sign == "response":
         _sign(root, idp)
     if after_signing is not None:
@@ -773,9 +789,10 @@ def provider(standin: AwsStandIn, idp: SigningIdp, retired_idp: SigningIdp) -> s
 def assume_saml(
     url: str, assertion: str, principal: str, role: str = ROLE, **extra: Any
 ) -> dict[str, Any]:
-    return sts_client(url).assume_role_with_saml(  # type: ignore[no-any-return]
+    result: dict[str, Any] = sts_client(url).assume_role_with_saml(
         RoleArn=role, PrincipalArn=principal, SAMLAssertion=assertion, **extra
     )
+    return result
 
 
 def test_saml_success_with_several_roles(
@@ -820,13 +837,13 @@ def test_saml_session_not_on_or_after_caps_expiration(
 
 
 def _add_role(root: etree._Element) -> None:
-    value = root.find(f".//{{{SAML}}}AttributeValue")
-    value.text = value.text.replace("deploy", "team/admin")
+    value = _find(root, f".//{{{SAML}}}AttributeValue")
+    value.text = (value.text or "").replace("deploy", "team/admin")
 
 
 def _wrap(root: etree._Element) -> None:
     """Signature wrapping: a forged, unsigned assertion next to the genuine signed one."""
-    forged = etree.fromstring(etree.tostring(root.find(f"{{{SAML}}}Assertion")))
+    forged = etree.fromstring(etree.tostring(_find(root, f"{{{SAML}}}Assertion")))
     forged.set("ID", "_forged")
     root.append(forged)
 
@@ -972,6 +989,13 @@ def test_saml_trust_conditions(
 # ---------------------------------------------------------------- federation endpoint and console
 
 
+def _shown(html: str, ident: str) -> str:
+    """The text a browser shows for the element with this id."""
+    found = lxml.html.fromstring(html).find(f'.//*[@id="{ident}"]')
+    assert found is not None, ident
+    return "".join(str(text) for text in found.itertext())
+
+
 def _signin_token(url: str, creds: dict[str, Any], duration: str | None = "3600") -> httpx.Response:
     session = {
         "sessionId": creds["AccessKeyId"],
@@ -1010,14 +1034,12 @@ def test_console_sign_in(standin: AwsStandIn, url: str, issuer: Issuer) -> None:
         assert page.status_code == 200
         assert page.history[0].status_code == 302
         assert page.history[0].headers["location"].startswith("/console?destination=https%3A%2F%2F")
-        doc = lxml.html.fromstring(page.text)
-        assert "not AWS" in doc.findtext(".//title")
+        assert "not AWS" in (lxml.html.fromstring(page.text).findtext(".//title") or "")
         assert "Local AWS stand-in — this is not AWS" in page.text
         assert (
-            doc.get_element_by_id("caller-arn").text_content()
-            == f"arn:aws:sts::{ACCOUNT}:assumed-role/deploy/ci-run"
+            _shown(page.text, "caller-arn") == f"arn:aws:sts::{ACCOUNT}:assumed-role/deploy/ci-run"
         )
-        assert doc.get_element_by_id("destination").text_content() == destination
+        assert _shown(page.text, "destination") == destination
         again = _login(browser, url, token)
         assert again.status_code == 400, "sign-in tokens are single-use"
     assert [c.action for c in standin.calls] == ["AssumeRoleWithWebIdentity", "GetCallerIdentity"]
@@ -1104,12 +1126,7 @@ def test_partition_console_hosts(issuer: Issuer) -> None:
         assert _login(browser, base, token, "https://console.aws.amazon.com/").status_code == 400
         page = _login(browser, base, token, "https://console.amazonaws-us-gov.com/ec2")
         assert page.status_code == 200
-        assert (
-            lxml.html.fromstring(page.text)
-            .get_element_by_id("caller-arn")
-            .text_content()
-            .startswith("arn:aws-us-gov:sts::")
-        )
+        assert _shown(page.text, "caller-arn").startswith("arn:aws-us-gov:sts::")
 
 
 # ---------------------------------------------------------------- hygiene and the CLI

@@ -104,7 +104,9 @@ async def test_signed_shape_is_what_aws_and_the_broker_expect(idp: DemoIdp) -> N
     )
     assert audience == "https://signin.aws.amazon.com/saml"
     ids = {e.get("ID") for e in (first, assertion)}
-    ids |= {e.get("ID") for e in (second, second.find("saml:Assertion", NS))}
+    second_assertion = second.find("saml:Assertion", NS)
+    assert second_assertion is not None
+    ids |= {e.get("ID") for e in (second, second_assertion)}
     assert len(ids) == 4, "every Response and Assertion gets a fresh ID"
 
 
@@ -142,7 +144,9 @@ async def test_sp_initiated_answers_the_request(idp: DemoIdp) -> None:
         assert "Demo identity provider — not a real IdP" in page.text
         fields = form_fields(page.text)
         request_id = fields["in_response_to"]
-        assert request_id == re.search(r'ID="([^"]+)"', _inflate(url)).group(1)  # type: ignore[union-attr]
+        found = re.search(r'ID="([^"]+)"', _inflate(url))
+        assert found is not None
+        assert request_id == found.group(1)
         assert fields["relay_state"] == "relay123"
         posted = await client.post("/signin", data={**fields, "user": "carol"})
     assert posted.status_code == 200

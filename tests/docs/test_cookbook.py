@@ -187,7 +187,7 @@ def documented(tag: str, idp: str) -> dict[str, Any]:
 
 
 def apply(claims: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
-    out = json.loads(json.dumps(claims))
+    out: dict[str, Any] = json.loads(json.dumps(claims))
     for path, value in change.items():
         *parents, last = path.split("/")[1:] if path.startswith("/") else [path]
         node = out

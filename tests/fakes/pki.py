@@ -121,13 +121,18 @@ def alternating(first: ssl.SSLContext, second: ssl.SSLContext) -> ssl.SSLContext
     return first
 
 
-class _Handler(BaseHTTPRequestHandler):
-    routes: Routes
+class _RoutingServer(ThreadingHTTPServer):
+    """Answers GETs from a table of path → (status, headers, body)."""
 
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(address, _Handler)
+        self.routes: Routes = {}
+
+
+class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        status, headers, body = self.server.routes.get(  # type: ignore[attr-defined]
-            self.path, (404, {}, b"not found")
-        )
+        assert isinstance(self.server, _RoutingServer)
+        status, headers, body = self.server.routes.get(self.path, (404, {}, b"not found"))
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -141,15 +146,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 class HttpsServer:
     def __init__(self, ctx: ssl.SSLContext, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.httpd = ThreadingHTTPServer((host, port), _Handler)
+        self.httpd = _RoutingServer((host, port))
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.httpd.routes = {}  # type: ignore[attr-defined]
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def routes(self) -> Routes:
-        return self.httpd.routes  # type: ignore[attr-defined,no-any-return]
+        return self.httpd.routes
 
     def json(self, path: str, doc: object) -> None:
         self.routes[path] = (200, {"Content-Type": "application/json"}, json.dumps(doc).encode())

@@ -42,7 +42,8 @@ def set_attr(path: str, name: str, value: str | None) -> Edit:
     def edit(root: etree._Element) -> None:
         node = root if path == "." else find(root, path)
         if value is None:
-            node.attrib.pop(name, None)
+            if name in node.attrib:
+                del node.attrib[name]
         else:
             node.set(name, value)
 

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
@@ -214,8 +215,8 @@ class TestIdp:
             after_sign(root)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
-    def b64(self, **kwargs: object) -> str:
-        return encode(self.response(**kwargs))  # type: ignore[arg-type]
+    def b64(self, **kwargs: Any) -> str:
+        return encode(self.response(**kwargs))
 
 
 def encode(xml: bytes) -> str:
@@ -227,8 +228,13 @@ class _Response:
     c_tag = "Response"
 
 
-def _class_name(cls: object) -> str:
-    return f"{cls.c_namespace}:{cls.c_tag}"  # type: ignore[attr-defined]
+class _Tagged(Protocol):
+    c_namespace: str
+    c_tag: str
+
+
+def _class_name(cls: _Tagged) -> str:
+    return f"{cls.c_namespace}:{cls.c_tag}"
 
 
 def _insert_template(

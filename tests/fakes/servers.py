@@ -27,7 +27,7 @@ class NotReady(RuntimeError):
 
 
 def wait_until(
-    check: Callable[[], T],
+    check: Callable[[], T | None],
     *,
     timeout: float,
     what: str,

@@ -122,6 +122,9 @@ def test_botocore_container_provider(
     assert creds is not None
     assert creds.method == "container-role"
     frozen = creds.get_frozen_credentials()
+    assert frozen.access_key
+    assert frozen.secret_key
+    assert frozen.token
     flow.secrets += [frozen.secret_key, frozen.token]
     assert frozen.access_key.startswith("ASIA")
     # The credentials are real to the stand-in: a SigV4-signed call identifies the role.
@@ -155,6 +158,9 @@ def test_botocore_credential_process(
         creds = boto3.Session(profile_name="ci").get_credentials()
         assert creds is not None
         frozen = creds.get_frozen_credentials()
+        assert frozen.access_key
+        assert frozen.secret_key
+        assert frozen.token
         flow.secrets += [frozen.secret_key, frozen.token]
         assert frozen.access_key.startswith("ASIA")
     assert len(flow.standin.calls) == 1, "the second process run must use the cache"

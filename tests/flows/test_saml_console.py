@@ -93,6 +93,7 @@ def test_console_click_signs_in_to_the_console_as_that_role(world: SamlWorld) ->
     assert token.action == "getSigninToken"
     assert token.session_duration == 1800
     assert login.outcome == "ok"
+    assert login.destination is not None
     assert login.destination.endswith("s3/home?region=eu-west-1")
     assert "last used" in again.text
     # httpx logged the broker's getSigninToken request, without its query (the credentials).
@@ -143,7 +144,9 @@ def test_deep_link_without_a_session_goes_through_sp_initiated_login(world: Saml
         assert "/" not in relay
         assert "console" not in relay
         xml = zlib.decompress(base64.b64decode(query["SAMLRequest"][0]), -15)
-        request_id = re.search(rb'ID="([^"]+)"', xml).group(1).decode()  # type: ignore[union-attr]
+        found = re.search(rb'ID="([^"]+)"', xml)
+        assert found is not None
+        request_id = found.group(1).decode()
         saml = world.response(in_response_to=request_id)
         r = client.post("/saml/acs", data={"SAMLResponse": saml, "RelayState": relay})
         assert r.status_code == 303

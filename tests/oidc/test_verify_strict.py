@@ -3,7 +3,7 @@ well-formed JSON, and only the JWT types an IdP's credentials carry. Each refusa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -96,9 +96,9 @@ BAD = [
 
 
 @pytest.fixture
-async def offline(rsa_key: rsa.RSAPrivateKey) -> OfflineIdp:
+async def offline(rsa_key: rsa.RSAPrivateKey) -> AsyncIterator[OfflineIdp]:
     idp = OfflineIdp(rsa_key)
-    yield idp  # type: ignore[misc]
+    yield idp
     await idp.http.aclose()
 
 

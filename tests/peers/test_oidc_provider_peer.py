@@ -11,6 +11,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.peers.oidc_provider import OidcProviderPeer, missing_prerequisites
 
@@ -130,6 +131,7 @@ def test_exported_keys_are_the_ones_the_provider_publishes(
 
     assert claims["sub"] == "forged"
     public = serialization.load_pem_public_key(oidc_provider.public_pem(alg))
+    assert isinstance(public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
     assert public.public_numbers() == private.key.public_key().public_numbers()
 
 

@@ -76,7 +76,8 @@ def _fill_moto_gaps() -> None:
         return EmptyResult()
 
     if not hasattr(IamResponse, "add_client_id_to_open_id_connect_provider"):
-        IamResponse.add_client_id_to_open_id_connect_provider = (
+        # The method moto lacks, added to its class: mypy rightly knows no such attribute.
+        IamResponse.add_client_id_to_open_id_connect_provider = (  # type: ignore[attr-defined]
             add_client_id_to_open_id_connect_provider
         )
 

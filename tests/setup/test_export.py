@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_aws
 import pytest
 import yaml
 
@@ -115,8 +116,10 @@ class Recorder(pulumi.runtime.Mocks):
         self.resources.append((args.typ, args.name, dict(args.inputs)))
         return f"{args.name}-id", {**args.inputs, "arn": f"arn:mock:{args.name}"}
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
 
 
 @functools.cache
@@ -139,14 +142,10 @@ def _declare(program: Path) -> Recorder:
     mocks = Recorder()
     pulumi.runtime.set_mocks(mocks, project="broker-iam", stack="test", preview=False)
 
-    @pulumi.runtime.test  # type: ignore[misc]
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]  # Pulumi's is not annotated
     def declared() -> Any:
         names = runpy.run_path(str(program))
-        roles = [
-            v.arn
-            for v in names.values()
-            if isinstance(v, pulumi.CustomResource) and hasattr(v, "assume_role_policy")
-        ]
+        roles = [v.arn for v in names.values() if isinstance(v, pulumi_aws.iam.Role)]
         return pulumi.Output.all(*roles)
 
     declared()

@@ -35,7 +35,7 @@ def openssl_thumbprint(host: str, port: int, server_name: str) -> str:
         check=False,
     ).stdout.decode()
     last = re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", shown, re.S)[-1]
-    out = subprocess.run(
+    out: str = subprocess.run(
         ["openssl", "x509", "-noout", "-fingerprint", "-sha1"],
         input=last.encode(),
         capture_output=True,
@@ -59,7 +59,7 @@ def test_thumbprint_agrees_with_openssl(issuer: HttpsServer, pki: Pki) -> None:
 
 
 def _sha1(pem: bytes) -> str:
-    out = subprocess.run(
+    out: str = subprocess.run(
         ["openssl", "x509", "-noout", "-fingerprint", "-sha1"],
         input=pem,
         capture_output=True,

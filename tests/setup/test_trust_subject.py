@@ -237,7 +237,7 @@ def test_a_template_on_every_idp_names_each_idp(
 
 
 def test_broker_only_limits_are_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rules = [
+    rules: list[dict[str, Any]] = [
         {
             "name": "main",
             "idp": "gha",
@@ -281,7 +281,7 @@ def test_broker_only_limits_are_listed(tmp_path: Path, capsys: pytest.CaptureFix
 def test_config_check_labels_broker_only_limits(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rules = [
+    rules: list[dict[str, Any]] = [
         {
             "name": "main",
             "idp": "gha",
