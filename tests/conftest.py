@@ -6,8 +6,15 @@ import os
 
 import pytest
 
-# Real peers, shared by every test module: panva's oidc-provider and redis-server on loopback.
-pytest_plugins = ["tests.peers.oidc_provider", "tests.peers.redis_server"]
+# Real peers, shared by every test module: panva's oidc-provider and redis-server (single,
+# Sentinel, Cluster) on loopback.
+pytest_plugins = [
+    "tests.peers.oidc_provider",
+    "tests.peers.redis_server",
+    "tests.peers.redis_sentinel",
+    "tests.peers.redis_cluster",
+    "tests.peers.redis_tls",
+]
 
 
 @pytest.fixture(autouse=True)

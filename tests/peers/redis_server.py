@@ -6,28 +6,44 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(*, bus: bool = False) -> int:
+    """A free loopback port; with `bus`, port + 10000 (Redis Cluster's bus) is free too."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if not bus:
+            return port
+        if port + 10000 > 65535:
+            continue
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair")
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def redis_binary() -> str:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed: run scripts/setup --test")
-    port = _free_port()
-    workdir: Path = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
+    return binary
+
+
+def start_redis(workdir: Path, port: int, *args: str) -> subprocess.Popen[bytes]:
+    """redis-server on 127.0.0.1:`port`, no persistence, logging to `workdir`/redis.log."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
         [
-            binary,
+            redis_binary(),
             "--port",
             str(port),
             "--bind",
@@ -38,24 +54,61 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "no",
             "--dir",
             str(workdir),
+            "--logfile",
+            str(workdir / "redis.log"),
+            # Replicas sync at once (the default waits 5 s to batch them).
+            "--repl-diskless-sync-delay",
+            "0",
+            *args,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def wait_for(
+    check: Callable[[], bool], what: str, *, procs: list[subprocess.Popen[bytes]], seconds: float
+) -> None:
+    """Poll `check` until true; fail (never hang) after `seconds` or if a process died."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        dead = [p.args for p in procs if p.poll() is not None]
+        if dead:
+            pytest.fail(f"{what}: a process exited: {dead[0]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {seconds}s")
+        time.sleep(0.05)
+
+
+def answers_ping(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+        s.sendall(b"PING\r\n")
+        return s.recv(16).startswith(b"+PONG")
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    proc = start_redis(tmp_path_factory.mktemp("redis"), port)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("redis-server did not start")
-            time.sleep(0.05)
+        wait_for(lambda: answers_ping(port), "redis-server", procs=[proc], seconds=10)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop([proc])
