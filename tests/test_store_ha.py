@@ -228,19 +228,24 @@ async def test_a_silent_store_gets_a_bounded_wait_and_503(
 
 
 async def test_tls_and_acl_user(redis_tls: TlsRedis) -> None:
+    """Every store operation works for an ACL user allowed only what the store needs."""
     store = open_store(
         StoreSettings(
             url=redis_tls.url,
             ca_file=redis_tls.ca_file,
             username=USER,
             password_file=redis_tls.password_file,
-            key_prefix=prefix(),
         )
     )
+    key = f"replay:{secrets.token_hex(4)}"
     try:
         assert await store.ping()
-        assert await store.add("replay:1", b"1", ttl=30)
-        assert not await store.add("replay:1", b"1", ttl=30)
+        assert await store.add(key, b"1", ttl=30)
+        assert not await store.add(key, b"1", ttl=30)
+        await store.put(key + ":s", b"v", ttl=30)
+        assert await store.get(key + ":s") == b"v"
+        assert await store.take(key + ":s") == b"v"
+        await store.delete(key)
     finally:
         await store.close()
 
