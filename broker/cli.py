@@ -89,6 +89,15 @@ def _serve(args: argparse.Namespace) -> int:
     from broker.logs import configure_logging
 
     config = load_config(args.config)  # fail fast, with the key named, before binding
+    if args.workers > 1 and config.store.is_memory():
+        print(
+            f"broker serve: --workers {args.workers} needs a shared store: with store.url "
+            "memory:// every worker keeps its own replay cache, so an assertion would be "
+            "accepted once per worker. Configure Redis (store.url, store.sentinels or "
+            "store.cluster_nodes) or use --workers 1.",
+            file=sys.stderr,
+        )
+        return 2
     if args.config:
         os.environ["BROKER_CONFIG"] = args.config
     configure_logging(args.log_level)

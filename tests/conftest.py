@@ -11,8 +11,15 @@ from typing import Any
 import pytest
 import uvicorn
 
-# Real peers, shared by every test module: panva's oidc-provider and redis-server on loopback.
-pytest_plugins = ["tests.peers.oidc_provider", "tests.peers.redis_server"]
+# Real peers, shared by every test module: panva's oidc-provider and redis-server (single,
+# Sentinel, Cluster) on loopback.
+pytest_plugins = [
+    "tests.peers.oidc_provider",
+    "tests.peers.redis_server",
+    "tests.peers.redis_sentinel",
+    "tests.peers.redis_cluster",
+    "tests.peers.redis_tls",
+]
 
 TIERS = ("unit", "peers", "browser")
 #: Session fixtures that run a real server: a test that uses one is not a unit test.

@@ -155,11 +155,11 @@ def test_kubernetes_manifests() -> None:
     assert volumes["config"]["configMap"]["name"] == kinds["ConfigMap"]["metadata"]["name"]
     assert volumes["secrets"]["secret"]["secretName"] == kinds["Secret"]["metadata"]["name"]
     config = parse_config(yaml.safe_load(kinds["ConfigMap"]["data"]["broker.yaml"]))
-    assert config.store.url.startswith("redis")
+    assert not config.store.is_memory()  # the HA store: tests/test_deploy.py
     secret_file = config.server.session_secret_file
     assert secret_file is not None
     assert secret_file.parent == Path(volumes_mount(container, "secrets"))
-    assert set(kinds["Secret"]["stringData"]) == {secret_file.name}
+    assert secret_file.name in kinds["Secret"]["stringData"]
 
 
 def volumes_mount(container: dict[str, Any], name: str) -> str:
@@ -167,7 +167,7 @@ def volumes_mount(container: dict[str, Any], name: str) -> str:
     return str(path)
 
 
-def test_compose_two_replicas_redis_and_tls_proxy() -> None:
+def test_compose_two_replicas_redis_sentinel_and_tls_proxy() -> None:
     (compose,) = load_all(DEPLOY / "compose.yaml")
     services = compose["services"]
     brokers = {n: s for n, s in services.items() if n.startswith("broker")}
@@ -176,8 +176,8 @@ def test_compose_two_replicas_redis_and_tls_proxy() -> None:
         assert "./broker.yaml:/etc/broker/broker.yaml:ro" in service["volumes"]
         assert all(v.endswith(":ro") for v in service["volumes"])
         assert service["read_only"] is True
-        assert service["depends_on"]["redis"]["condition"] == "service_healthy"
-    assert "redis" in services
+        assert all(d["condition"] == "service_healthy" for d in service["depends_on"].values())
+    assert {"redis-0", "sentinel-a"} <= set(services)
     proxy = services["proxy"]
     assert "443:443" in proxy["ports"]
     assert all(v.endswith(":ro") for v in proxy["volumes"])
@@ -186,5 +186,5 @@ def test_compose_two_replicas_redis_and_tls_proxy() -> None:
     for name in brokers:
         assert f"server {name}:8080" in nginx
     config = parse_config(yaml.safe_load((DEPLOY / "broker.yaml").read_text()))
-    assert config.store.url == "redis://redis:6379/0"
+    assert config.store.sentinels is not None  # the HA store: tests/test_deploy.py
     assert config.server.base_url.startswith("https://")

@@ -1,4 +1,4 @@
-"""The store's contract, the same for memory and a real Redis."""
+"""The store's contract, the same for memory, one Redis, Redis Sentinel and Redis Cluster."""
 
 from __future__ import annotations
 
@@ -10,15 +10,39 @@ import pytest
 
 from broker.config import StoreSettings
 from broker.store import MemoryStore, Store, open_store
+from tests.peers.redis_cluster import RedisClusterSet
+from tests.peers.redis_sentinel import SentinelSet
 
 
+def _settings(request: pytest.FixtureRequest, prefix: str) -> StoreSettings:
+    if request.param == "memory":
+        return StoreSettings(key_prefix=prefix)
+    if request.param == "redis":
+        return StoreSettings(url=request.getfixturevalue("redis_url"), key_prefix=prefix)
+    if request.param == "sentinel":
+        s: SentinelSet = request.getfixturevalue("redis_sentinel")
+        # Replay-cache writes wait for both replicas: the contract holds with WAIT in the path.
+        return StoreSettings(
+            sentinels=s.addresses, service_name=s.service, replica_acks=2, key_prefix=prefix
+        )
+    c: RedisClusterSet = request.getfixturevalue("redis_cluster")
+    return StoreSettings(cluster_nodes=c.addresses, key_prefix=prefix)
+
+
+_PEER = [pytest.mark.peers, pytest.mark.redis]
+
+
+# Only the Redis halves need servers: the memory half stays a unit test.
 @pytest.fixture(
-    params=["memory", pytest.param("redis", marks=[pytest.mark.peers, pytest.mark.redis])]
+    params=[
+        "memory",
+        pytest.param("redis", marks=_PEER),
+        pytest.param("sentinel", marks=_PEER),
+        pytest.param("cluster", marks=_PEER),
+    ]
 )
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    # Only the Redis half needs the server: the memory half stays a unit test.
-    url = "memory://" if request.param == "memory" else request.getfixturevalue("redis_url")
-    s = open_store(StoreSettings(url=url, key_prefix=f"test-{secrets.token_hex(4)}:"))
+    s = open_store(_settings(request, f"test-{secrets.token_hex(4)}:"))
     yield s
     await s.close()
 

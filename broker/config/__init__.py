@@ -7,7 +7,8 @@ from broker.config.idps import Algorithm, OidcIdp, SamlIdp
 from broker.config.loader import load_config, parse_config
 from broker.config.model import Config, IdentityProvider
 from broker.config.rules import Account, GrantTemplate, Role, Rule
-from broker.config.settings import AuditSettings, AwsSettings, ServerSettings, StoreSettings
+from broker.config.settings import AuditSettings, AwsSettings, ServerSettings
+from broker.config.store import StoreSettings
 
 __all__ = [
     "MAX_SESSION_SECONDS",

@@ -10,7 +10,8 @@ from pydantic import Field, field_validator, model_validator
 from broker.config.base import NAME, Strict
 from broker.config.idps import OidcIdp, SamlIdp
 from broker.config.rules import Account, Role, Rule
-from broker.config.settings import AuditSettings, AwsSettings, ServerSettings, StoreSettings
+from broker.config.settings import AuditSettings, AwsSettings, ServerSettings
+from broker.config.store import StoreSettings
 
 IdentityProvider = Annotated[OidcIdp | SamlIdp, Field(discriminator="type")]
 

@@ -1,4 +1,4 @@
-"""Process-wide settings: server, AWS endpoints, store and audit."""
+"""Process-wide settings: server, AWS endpoints and audit."""
 
 from __future__ import annotations
 
@@ -73,18 +73,6 @@ class AwsSettings(Strict):
 
     def federation_url(self) -> str:
         return self.federation_endpoint or partition(self.partition).federation_url
-
-
-class StoreSettings(Strict):
-    url: str = "memory://"
-    key_prefix: str = "broker:"
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if not (v == "memory://" or v.startswith(("redis://", "rediss://", "unix://"))):
-            raise ValueError("store.url must be memory:// or a redis:// / rediss:// / unix:// URL")
-        return v
 
 
 class AuditSettings(Strict):

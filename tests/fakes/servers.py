@@ -6,7 +6,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,7 +31,7 @@ def wait_until(
     *,
     timeout: float,
     what: str,
-    alive: Watched | None = None,
+    alive: Watched | Sequence[Watched] | None = None,
     output: Callable[[], str] | None = None,
     interval: float = 0.02,
 ) -> T:
@@ -46,8 +46,14 @@ def wait_until(
         result = check()
         if result:
             return result
-        if alive is not None and not _is_alive(alive):
-            raise NotReady(f"{what}: {_death(alive)} before it was ready{_said(output)}")
+        watched: list[Watched] = []
+        if isinstance(alive, threading.Thread | subprocess.Popen):
+            watched = [alive]
+        elif alive is not None:
+            watched = list(alive)
+        for w in watched:
+            if not _is_alive(w):
+                raise NotReady(f"{what}: {_death(w)} before it was ready{_said(output)}")
         if time.monotonic() >= deadline:
             raise NotReady(f"{what}: not ready after {timeout:g}s{_said(output)}")
         time.sleep(interval)
