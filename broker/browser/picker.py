@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from broker.audit import Trail
 from broker.browser.pages import account_groups, cli_snippets
-from broker.browser.session import BrowserSession, SessionManager, server_secret
+from broker.browser.session import BrowserSession, SessionManager, server_secrets
 from broker.console_url.federation import SERVICES, destination_url, session_duration, signin_url
 from broker.errors import InvalidParameter, NoRoleGranted
 from broker.http.deps import RuntimeDep, client_address, request_path, runtime_of
@@ -46,7 +46,7 @@ class BrowserFrontDoor:
         server = rt.config.server
         self._sessions = SessionManager(
             rt.store,
-            server_secret(server),
+            server_secrets(server),
             max_seconds=server.session_max_seconds,
             secure=server.base_url.startswith("https://"),
         )

@@ -6,6 +6,7 @@ import hmac
 import json
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from broker.identity import (
     SignedRole,
     WebIdentityToken,
 )
+from broker.seal import Sealer
 from broker.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,25 +48,37 @@ class BrowserSession:
             raise CsrfFailed("The form is missing its security token; reload the page.")
 
 
-def server_secret(server: ServerSettings) -> bytes:
-    """The configured secret, else a random one: sessions then end when the process does and
-    are not shared between replicas, so say so loudly."""
+def server_secrets(server: ServerSettings) -> list[bytes]:
+    """The configured secret then the ones being retired; with none configured, a random one:
+    sessions then end when the process does and are not shared between replicas, so say so
+    loudly."""
     secret = server.secret()
     if secret:
-        return secret
+        return [secret, *server.previous_secrets()]
     log.warning(
         "server.session_secret is not set: using a random one; browser sessions will not "
         "survive a restart or work across replicas"
     )
-    return secrets.token_bytes(32)
+    return [secrets.token_bytes(32)]
 
 
 class SessionManager:
+    """Session records in the store are sealed (AES-GCM, bound to their key): whoever reads
+    the store sees no assertion or token, and cannot alter or move a record."""
+
     def __init__(
-        self, store: Store, secret: bytes, *, max_seconds: int, secure: bool, cookie: str = COOKIE
+        self,
+        store: Store,
+        keys: Sequence[bytes],
+        *,
+        max_seconds: int,
+        secure: bool,
+        cookie: str = COOKIE,
     ) -> None:
         self._store = store
-        self._signer = URLSafeTimedSerializer(secret, salt="broker.session")
+        # itsdangerous signs with the last key and accepts any of them.
+        self._signer = URLSafeTimedSerializer(list(reversed(keys)), salt="broker.session")
+        self._sealer = Sealer(keys)
         self._max = max_seconds
         self._secure = secure
         self.cookie = cookie
@@ -97,8 +111,14 @@ class SessionManager:
             return None
         if not isinstance(sid, str):
             return None
-        data = await self._store.get(SESSION_KEY.format(sid))
-        if data is None:
+        key = SESSION_KEY.format(sid)
+        sealed = await self._store.get(key)
+        if sealed is None:
+            return None
+        try:
+            data = self._sealer.open(sealed, context=key)
+        except SessionExpired as exc:
+            log.warning("session record refused: %s", exc.log_detail)
             return None
         session = _decode(sid, data)
         return session if session.expires_at > now else None
@@ -136,7 +156,9 @@ class SessionManager:
     async def _save(self, session: BrowserSession, now: datetime) -> None:
         ttl = (session.expires_at - now).total_seconds()
         if ttl > 0:
-            await self._store.put(SESSION_KEY.format(session.id), _encode(session), ttl)
+            key = SESSION_KEY.format(session.id)
+            sealed = self._sealer.seal(_encode(session), context=key)
+            await self._store.put(key, sealed, ttl)
 
 
 def _encode(s: BrowserSession) -> bytes:

@@ -16,6 +16,10 @@ class ServerSettings(Strict):
     base_url: str = "http://127.0.0.1:8080"
     session_secret: SecretStr | None = None
     session_secret_file: Path | None = None
+    # Secrets being retired: they still open sealed session records and verify cookies, but
+    # nothing new is sealed or signed with them. Rotation: add the new secret as
+    # session_secret(_file), move the old one here, remove it after session_max_seconds.
+    previous_session_secret_files: list[Path] = Field(default_factory=list, max_length=5)
     max_body_bytes: int = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
     # Browser session lifetime cap; the assertion's own lifetime may shorten it.
     session_max_seconds: int = Field(8 * 3600, ge=60, le=43200)
@@ -31,19 +35,37 @@ class ServerSettings(Strict):
     def _one_secret(self) -> ServerSettings:
         if self.session_secret is not None and self.session_secret_file is not None:
             raise ValueError("set session_secret or session_secret_file, not both")
+        value = self.session_secret.get_secret_value() if self.session_secret else None
+        if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"session_secret must be at least {MIN_SECRET_BYTES} bytes")
         return self
+
+    def previous_secrets(self) -> list[bytes]:
+        return [
+            _read_secret(p, "server.previous_session_secret_files")
+            for p in self.previous_session_secret_files
+        ]
 
     def secret(self) -> bytes | None:
         if self.session_secret is not None:
             return self.session_secret.get_secret_value().encode()
         if self.session_secret_file is not None:
-            try:
-                return self.session_secret_file.read_bytes().strip()
-            except OSError as exc:
-                raise ConfigError(
-                    f"server.session_secret_file: cannot read: {exc.strerror}"
-                ) from None
+            return _read_secret(self.session_secret_file, "server.session_secret_file")
         return None
+
+
+# Sealed session records derive AES keys from these secrets (broker/seal.py).
+MIN_SECRET_BYTES = 16
+
+
+def _read_secret(path: Path, what: str) -> bytes:
+    try:
+        value = path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read: {exc.strerror}") from None
+    if len(value) < MIN_SECRET_BYTES:
+        raise ConfigError(f"{what}: {path} holds fewer than {MIN_SECRET_BYTES} bytes")
+    return value
 
 
 class AwsSettings(Strict):
