@@ -24,23 +24,14 @@ pytest_plugins = [
 TIERS = ("unit", "peers", "browser")
 #: Session fixtures that run a real server: a test that uses one is not a unit test.
 PEER_FIXTURES = frozenset({"oidc_provider", "redis_url", "moto_server"})
+
+
 #: Modules that start servers on loopback but carry no marker of their own.
-PEER_MODULES = frozenset(
-    {
-        "tests/test_sts_client.py",
-        "tests/test_sts_transport.py",
-        "tests/test_sts_transport_network.py",
-    }
-)
-
-
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects on the markers added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Unmarked tests are unit tests; a test in two tiers, or a unit test on a peer, is an error."""
     wrong = []
     for item in items:
-        if item.nodeid.split("::")[0] in PEER_MODULES:
-            item.add_marker(pytest.mark.peers)
         tiers = [t for t in TIERS if item.get_closest_marker(t) is not None]
         if not tiers:
             item.add_marker(pytest.mark.unit)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from broker.aws.sts import StsClient
@@ -11,14 +9,11 @@ from broker.config import AwsSettings
 from broker.errors import StsRefused, StsUnavailable
 from broker.identity import RoleGrant, StsCall, WebIdentityToken
 from broker_demo.aws import AwsStandIn, serve
+from tests.fakes.servers import free_port
+
+pytestmark = pytest.mark.peers
 
 ROLE = "arn:aws:iam::111122223333:role/deployer"
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _no_sleep(_: float) -> None:
@@ -27,7 +22,7 @@ async def _no_sleep(_: float) -> None:
 
 @pytest.mark.anyio
 async def test_unreachable_sts_is_unavailable_after_retries() -> None:
-    settings = AwsSettings(sts_endpoint=f"http://127.0.0.1:{closed_port()}", sts_max_attempts=3)
+    settings = AwsSettings(sts_endpoint=f"http://127.0.0.1:{free_port()}", sts_max_attempts=3)
     client = StsClient(settings, sleep=_no_sleep)
     await client.start()
     try:

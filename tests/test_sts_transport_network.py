@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
-import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from broker.aws.proxy import proxy_for
 from broker.aws.transport import HttpxTransport, StsTransport, TransportError
+from tests.fakes.tls import server_and_client
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.peers]
 
 
 @dataclass
@@ -103,41 +98,10 @@ async def origin() -> AsyncIterator[tuple[Origin, int]]:
     srv.close()
 
 
-def _tls(tmp: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A server context for `localhost` and a client context that trusts only it."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert_path, key_path)
-    return server, ssl.create_default_context(cafile=str(cert_path))
-
-
 async def test_https_goes_through_a_connect_tunnel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server_ctx, client_ctx = _tls(tmp_path)
+    server_ctx, client_ctx = server_and_client(tmp_path)
     origin = Origin()
     tls_srv = await asyncio.start_server(origin.handle, "127.0.0.1", 0, ssl=server_ctx)
     tls_port = tls_srv.sockets[0].getsockname()[1]
