@@ -689,9 +689,17 @@ def test_good_config(case: Good) -> None:
 
 def test_secret_file_is_read_and_stripped(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
-    secret.write_bytes(b"  s3cret\n")
+    secret.write_bytes(b"  s3cret-s3cret-s3cret\n")
     config = parse_config(config_dict(_set("server.session_secret_file", str(secret))))
-    assert config.server.secret() == b"s3cret"
+    assert config.server.secret() == b"s3cret-s3cret-s3cret"
+
+
+def test_short_secret_file_is_config_error(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"s3cret\n")
+    config = parse_config(config_dict(_set("server.session_secret_file", str(secret))))
+    with pytest.raises(ConfigError, match="fewer than 16 bytes"):
+        config.server.secret()
 
 
 def test_secret_file_missing_is_config_error(tmp_path: Path) -> None:
@@ -701,7 +709,7 @@ def test_secret_file_missing_is_config_error(tmp_path: Path) -> None:
 
 
 def test_secret_not_in_repr() -> None:
-    config = parse_config(config_dict(_set("server.session_secret", "hunter2-hunter2")))
+    config = parse_config(config_dict(_set("server.session_secret", "hunter2-hunter2-hunter2")))
     assert "hunter2" not in repr(config)
 
 
