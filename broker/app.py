@@ -47,15 +47,16 @@ def create_app(config: Config, *, serving: bool = False) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         http = httpx.AsyncClient(follow_redirects=False, timeout=5.0)
-        sts = StsClient(config.aws)
+        metrics = Metrics()
+        sts = StsClient(config.aws, observer=metrics)
         await sts.start()
         store = open_store(config.store)
-        metrics = Metrics()
         audit = Audit(config.audit, metrics.decision)
         oidc_idps = {n: i for n, i in config.identity_providers.items() if isinstance(i, OidcIdp)}
         keys = {name: JwksCache(idp, http) for name, idp in oidc_idps.items()}
         verifier = OidcVerifier(oidc_idps, keys)
-        rt = Runtime(config, sts, store, audit, verifier, http, metrics, Exchange(config, sts))
+        exchange = Exchange(config, sts, observer=metrics)
+        rt = Runtime(config, sts, store, audit, verifier, http, metrics, exchange)
         app.state.runtime = rt
         try:
             for door in doors:

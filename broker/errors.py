@@ -20,7 +20,7 @@
     ├── RoleSelectionRequired (409)
     ├── UpstreamError (502)
     │   ├── StsRefused, IdpUnavailable (503), StsUnavailable (503), StsThrottled (503),
-    │   │   StoreUnavailable (503)
+    │   │   StsRateLimited (503), StoreUnavailable (503)
     │   └── FederationRefused
     ├── SetupError (the setup helper's CLI only)
     └── ConfigError (startup only, never reaches a client)
@@ -250,6 +250,12 @@ class StsUnavailable(UpstreamError):
 
 
 class StsThrottled(UpstreamError):
+    status = 503
+
+
+class StsRateLimited(UpstreamError):
+    """The broker's own limit in front of STS refused the call, before STS would throttle."""
+
     status = 503
 
 

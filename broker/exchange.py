@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from broker.audit import Trail
 from broker.aws.arn import clamp_duration
-from broker.aws.sts import StsClient
+from broker.aws.cache import CredentialsCache
+from broker.aws.observer import StsObserver, Unobserved
+from broker.aws.sts import StsClient, sts_request
 from broker.config import Config
 from broker.errors import NoRoleGranted, RoleNotGranted, RoleSelectionRequired
 from broker.identity import Identity, Issued, RoleGrant
@@ -18,9 +21,28 @@ class Exchange:
     """Map → choose → STS, recorded on the caller's audit trail. Nothing here knows which
     protocol the identity came in with: its proof names the STS call that redeems it."""
 
-    def __init__(self, config: Config, sts: StsClient) -> None:
+    def __init__(
+        self,
+        config: Config,
+        sts: StsClient,
+        *,
+        observer: StsObserver | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._config = config
         self._sts = sts
+        self._observer: StsObserver = observer or Unobserved()
+        aws = config.aws
+        self._cache = (
+            CredentialsCache(
+                size=aws.container_cache_size,
+                max_age=aws.container_cache_max_age_seconds,
+                min_remaining=aws.container_cache_min_remaining_seconds,
+                clock=clock,
+            )
+            if aws.container_cache
+            else None
+        )
 
     def decide(self, identity: Identity) -> Decision:
         return map_roles(identity, self._config)
@@ -32,15 +54,34 @@ class Exchange:
         return grant
 
     async def issue(
-        self, identity: Identity, role: str | None, trail: Trail, *, duration: int | None = None
+        self,
+        identity: Identity,
+        role: str | None,
+        trail: Trail,
+        *,
+        duration: int | None = None,
+        reuse: bool = False,
     ) -> Issued:
+        """`reuse`: credentials issued before for the very same STS request may be served
+        again (the container endpoint; see broker/aws/cache.py). The rules decide first
+        either way."""
         grant = self.grant(identity, role, trail)
-        creds = await self._sts.assume(
+        request = sts_request(
             identity.proof.sts_call(grant),
             duration=clamp_duration(duration, grant.max_session_seconds),
             policy=grant.session_policy,
             policy_arns=grant.session_policy_arns,
         )
+        cache = self._cache if reuse else None
+        if cache is not None:
+            cached, result = cache.get(request.key)
+            self._observer.container_cache(result)
+            if cached is not None:
+                trail.issued(cached)
+                return Issued(grant, cached)
+        creds = await self._sts.send(request)
+        if cache is not None:
+            cache.put(request.key, creds, identity.expires_at)
         trail.issued(creds)
         return Issued(grant, creds)
 

@@ -7,52 +7,27 @@ every credential request, so it goes through the lean pooled transport in aws.tr
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from urllib.parse import quote_plus
 
-from lxml import etree
-
+from broker.aws.arn import account_of
+from broker.aws.breaker import Admission, CircuitBreaker
+from broker.aws.flight import FlightFull, SingleFlight
+from broker.aws.limits import AccountLimiter, retry_after
+from broker.aws.observer import StsObserver, Unobserved
+from broker.aws.replies import Failure, credentials, parse_error, translate
 from broker.aws.transport import HttpxTransport, StsTransport, TransportError
 from broker.config import AwsSettings
-from broker.errors import (
-    BrokerError,
-    StsAccessDenied,
-    StsInvalidIdentityToken,
-    StsRefused,
-    StsThrottled,
-    StsTokenExpired,
-    StsUnavailable,
-)
-from broker.identity import Credentials, StsCall
+from broker.errors import StsRateLimited, StsUnavailable
+from broker.identity import Credentials, StsAction, StsCall
 
 log = logging.getLogger(__name__)
-
-_NS = {"s": "https://sts.amazonaws.com/doc/2011-06-15/"}
-_PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True
-)
-# STS codes worth another try: throttling and the server's own transient failures.
-_RETRYABLE = {
-    "Throttling",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "IDPCommunicationError",
-    "ServiceUnavailable",
-    "InternalFailure",
-    "InternalError",
-}
-_THROTTLE = {
-    "Throttling",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-}
 _MAX_BACKOFF = 5.0
 
 
@@ -77,19 +52,52 @@ class RetryBudget:
 
 
 @dataclass(frozen=True, slots=True)
-class _Failure:
-    code: str
-    message: str
-    status: int
+class StsRequest:
+    """One AssumeRoleWith* request, ready to send: the form body (which holds the proof, so
+    it lives only as long as the request), the account whose quota it spends, and a digest
+    of the body that names it for single flight and the credentials cache."""
+
+    action: StsAction
+    body: bytes = field(repr=False)
+    account: str
+    key: bytes
+
+
+def sts_request(
+    call: StsCall, *, duration: int, policy: str | None = None, policy_arns: tuple[str, ...] = ()
+) -> StsRequest:
+    form = {
+        "Action": call.action,
+        "Version": "2011-06-15",
+        "DurationSeconds": str(duration),
+        **call.params,
+    }
+    if policy:
+        form["Policy"] = policy
+    for i, arn in enumerate(policy_arns, start=1):
+        form[f"PolicyArns.member.{i}.arn"] = arn
+    body = form_body(form)
+    return StsRequest(call.action, body, account_of(call.params["RoleArn"]), _digest(body))
+
+
+def _digest(body: bytes) -> bytes:
+    return hashlib.sha256(body).digest()
 
 
 class StsClient:
+    """The only module that talks to STS. In front of every call, in this order: single
+    flight (identical concurrent requests share one call), the endpoint's circuit breaker
+    (fail fast while STS is down), the per-(account, Region) limit (refuse before STS
+    throttles); then retries with full jitter within a shared budget."""
+
     def __init__(
         self,
         settings: AwsSettings,
         *,
         rng: Callable[[], float] = random.random,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        observer: StsObserver | None = None,
     ) -> None:
         self._settings = settings
         self._url = settings.sts_url()
@@ -97,6 +105,26 @@ class StsClient:
         self._sleep = sleep
         self._budget = RetryBudget()
         self._transport: StsTransport | HttpxTransport | None = None
+        self._observer: StsObserver = observer or Unobserved()
+        self._limiter = (
+            AccountLimiter(
+                settings.sts_rate_per_account, settings.sts_burst_per_account, clock=clock
+            )
+            if settings.sts_rate_per_account is not None
+            else None
+        )
+        self.breaker = CircuitBreaker(
+            failures=settings.sts_breaker_failures,
+            window=settings.sts_breaker_window_seconds,
+            cooldown=settings.sts_breaker_cooldown_seconds,
+            clock=clock,
+            on_change=lambda state: self._observer.sts_breaker(self._url, state),
+        )
+        self._flight: SingleFlight[Credentials] | None = (
+            SingleFlight(max_waiters=settings.sts_single_flight_max_waiters)
+            if settings.sts_single_flight
+            else None
+        )
         self.calls = 0  # HTTP requests sent, for /metrics and tests
 
     async def start(self) -> None:
@@ -110,6 +138,7 @@ class StsClient:
             max_connections=s.sts_max_connections,
             idle_seconds=s.sts_idle_seconds,
         )
+        self._observer.sts_breaker(self._url, self.breaker.state, changed=False)
 
     async def close(self) -> None:
         if self._transport is not None:
@@ -126,45 +155,87 @@ class StsClient:
     ) -> Credentials:
         """One AssumeRoleWith* call; retried (full jitter, within the budget) only when STS
         throttles or fails transiently."""
-        form = {
-            "Action": call.action,
-            "Version": "2011-06-15",
-            "DurationSeconds": str(duration),
-            **call.params,
-        }
-        if policy:
-            form["Policy"] = policy
-        for i, arn in enumerate(policy_arns, start=1):
-            form[f"PolicyArns.member.{i}.arn"] = arn
-        body = await self._call(call.action, form)
-        return _credentials(body, call.action)
+        return await self.send(
+            sts_request(call, duration=duration, policy=policy, policy_arns=policy_arns)
+        )
 
-    async def _call(self, action: str, form: Mapping[str, str]) -> bytes:
+    async def send(self, request: StsRequest) -> Credentials:
+        if self._flight is None:
+            return await self._exchange(request)
+        try:
+            return await self._flight.run(
+                request.key, lambda: self._exchange(request), self._observer.sts_joined
+            )
+        except FlightFull:
+            raise StsRateLimited(
+                "Too many identical requests are waiting on AWS STS; try again shortly.",
+                headers={"Retry-After": "1"},
+            ) from None
+
+    async def _exchange(self, request: StsRequest) -> Credentials:
+        return credentials(await self._call(request), request.action)
+
+    async def _call(self, request: StsRequest) -> bytes:
         if self._transport is None:
             raise RuntimeError("StsClient.start() was not awaited")
-        body = form_body(form)
         attempts = self._settings.sts_max_attempts
         for attempt in range(1, attempts + 1):
-            failure: _Failure
+            admission = self._admit(request, first=attempt == 1)
+            if admission is None:
+                break  # the breaker opened or the limit ran out: no more retries
+            failure: Failure
             try:
                 self.calls += 1
-                response = await self._transport.post(body)
+                response = await self._transport.post(request.body)
+            except TransportError as exc:
+                self.breaker.failed(admission)
+                failure = Failure("ConnectionError", str(exc), 0)
+            except BaseException:
+                self.breaker.abandoned(admission)
+                raise
+            else:
+                if response.status >= 500:
+                    self.breaker.failed(admission)
+                else:
+                    self.breaker.succeeded(admission)
                 if response.status == 200:
                     self._budget.succeed()
                     return response.body
-                failure = _parse_error(response.body, response.status)
-            except TransportError as exc:
-                failure = _Failure("ConnectionError", str(exc), 0)
-            retryable = failure.code in _RETRYABLE or failure.status >= 500 or failure.status == 0
-            if not retryable:
-                raise _translate(failure, action)
+                failure = parse_error(response.body, response.status)
+            if not failure.retryable:
+                raise translate(failure, request.action)
             if attempt == attempts or not self._budget.spend():
                 break
             # Full jitter (AWS Architecture Blog, "Exponential Backoff and Jitter").
             cap = min(_MAX_BACKOFF, self._settings.sts_retry_base_seconds * 2**attempt)
             await self._sleep(self._rng() * cap)
-            log.info("retrying %s after %s (attempt %d)", action, failure.code, attempt + 1)
-        raise _translate(failure, action)
+            log.info("retrying %s after %s (attempt %d)", request.action, failure.code, attempt + 1)
+        raise translate(failure, request.action)
+
+    def _admit(self, request: StsRequest, *, first: bool) -> Admission | None:
+        """The breaker, then the limit. A first attempt they stop is refused at once, with no
+        network call; a retry they stop is not made (the caller gets the last failure)."""
+        admission = self.breaker.admit()
+        if admission.wait:
+            if not first:
+                return None
+            self._observer.sts_breaker_refused(self._url)
+            raise StsUnavailable(
+                "AWS STS is failing; the broker is not calling it for a few seconds.",
+                log_detail=f"circuit breaker open for {self._url}",
+                headers={"Retry-After": retry_after(admission.wait)},
+            )
+        wait = self._limiter.take(request.account, self._settings.region) if self._limiter else 0.0
+        if not wait:
+            return admission
+        self.breaker.abandoned(admission)
+        if not first:
+            return None
+        self._observer.sts_rate_limited(request.account, self._settings.region)
+        raise StsRateLimited(
+            f"Too many requests to AWS STS for account {request.account}; try again shortly.",
+            headers={"Retry-After": retry_after(wait)},
+        )
 
 
 def form_body(form: Mapping[str, str]) -> bytes:
@@ -177,92 +248,3 @@ def form_body(form: Mapping[str, str]) -> bytes:
 
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
-
-
-def _parse_error(body: bytes, status: int) -> _Failure:
-    try:
-        root = etree.fromstring(body, _PARSER)
-        code = root.findtext(".//s:Error/s:Code", namespaces=_NS) or root.findtext(".//Error/Code")
-        message = root.findtext(".//s:Error/s:Message", namespaces=_NS) or root.findtext(
-            ".//Error/Message"
-        )
-    except etree.XMLSyntaxError:
-        code = message = None
-    return _Failure(code or f"HTTP{status}", (message or "")[:300], status)
-
-
-def _translate(f: _Failure, action: str) -> BrokerError:
-    extra = {"sts_code": f.code, "sts_message": f.message} if f.message else {"sts_code": f.code}
-    kind = "AssumeRoleWithSAML" if action == "AssumeRoleWithSAML" else "AssumeRoleWithWebIdentity"
-    if f.code == "AccessDenied" or f.code == "IDPRejectedClaim":
-        hint = (
-            "check Principal.Federated is the SAML provider's ARN and SAML:aud is the broker's ACS URL"
-            if kind == "AssumeRoleWithSAML"
-            else "check Principal.Federated is this issuer's OIDC provider ARN and the "
-            "<issuer>:aud and <issuer>:sub conditions match the token"
-        )
-        return StsAccessDenied(
-            f"AWS refused: the role's trust policy does not allow sts:{kind} for this identity; {hint}.",
-            extra=extra,
-        )
-    if f.code == "InvalidIdentityToken":
-        return StsInvalidIdentityToken("AWS rejected the identity proof.", extra=extra)
-    if f.code in ("ExpiredTokenException", "ExpiredToken"):
-        return StsTokenExpired("AWS says the identity proof has expired.", extra=extra)
-    if f.code in _THROTTLE:
-        return StsThrottled(
-            "AWS STS is throttling requests; try again shortly.",
-            extra=extra,
-            headers={"Retry-After": "2"},
-        )
-    if f.code in _RETRYABLE or f.status >= 500 or f.status == 0:
-        return StsUnavailable(
-            "AWS STS could not be reached; try again shortly.",
-            extra=extra,
-            headers={"Retry-After": "5"},
-        )
-    return StsRefused(f"AWS STS refused the request ({f.code}).", extra=extra)
-
-
-def _credentials(body: bytes, action: str) -> Credentials:
-    """Read the Result's Credentials and AssumedRoleUser (this is on every request)."""
-    try:
-        root = etree.fromstring(body, _PARSER)
-        result = root.find(_RESULT_TAGS[action])
-        if result is None:
-            raise ValueError(f"no {action}Result element")
-        found: dict[str, str] = {}
-        for parent in (result.find(_CREDENTIALS_TAG), result.find(_ROLE_USER_TAG)):
-            if parent is not None:
-                for el in parent:
-                    if el.text:
-                        found[el.tag] = el.text
-        missing = [k for k in _REQUIRED if _NS_PREFIX + k not in found]
-        if missing:
-            raise ValueError(f"missing {', '.join(missing)}")
-        return Credentials(
-            access_key_id=found[_NS_PREFIX + "AccessKeyId"],
-            secret_access_key=found[_NS_PREFIX + "SecretAccessKey"],
-            session_token=found[_NS_PREFIX + "SessionToken"],
-            expiration=_timestamp(found[_NS_PREFIX + "Expiration"]),
-            assumed_role_arn=found[_NS_PREFIX + "Arn"],
-            assumed_role_id=found.get(_NS_PREFIX + "AssumedRoleId", ""),
-        )
-    except (etree.XMLSyntaxError, ValueError) as exc:
-        raise StsRefused(
-            "AWS STS sent a response the broker cannot read.", log_detail=f"{action}: {exc}"
-        ) from None
-
-
-_NS_PREFIX = "{" + _NS["s"] + "}"
-_RESULT_TAGS = {
-    a: f"{_NS_PREFIX}{a}Result" for a in ("AssumeRoleWithWebIdentity", "AssumeRoleWithSAML")
-}
-_CREDENTIALS_TAG = _NS_PREFIX + "Credentials"
-_ROLE_USER_TAG = _NS_PREFIX + "AssumedRoleUser"
-_REQUIRED = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration", "Arn")
-
-
-def _timestamp(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

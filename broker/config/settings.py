@@ -84,6 +84,29 @@ class AwsSettings(Strict):
     # "native": the lean pooled transport; "httpx": the general-purpose client (measured
     # slower in bench/, kept for proxies the native transport does not speak).
     sts_transport: Literal["native", "httpx"] = "native"
+    # STS counts requests per account and Region, every caller together, with a token
+    # bucket (AWS Security Blog, "How to monitor and query IAM resources at scale, part 2"),
+    # at 600/s (reported e.g. in awslabs/mountpoint-s3#1358) that cannot be raised (AWS
+    # re:Post, "iam-sts-throttling-error"). The broker refuses (503 StsRateLimited) a bit
+    # before that. Per process: divide it among workers and replicas. null: no limit.
+    sts_rate_per_account: float | None = Field(500.0, gt=0, le=100_000)
+    sts_burst_per_account: int = Field(100, ge=1, le=100_000)
+    # Identical concurrent requests (same proof, role and options) share one STS call; at
+    # most this many wait on one call, the rest are refused (StsRateLimited).
+    sts_single_flight: bool = True
+    sts_single_flight_max_waiters: int = Field(1000, ge=1, le=1_000_000)
+    # This many consecutive transport failures or 5xx from STS, within the window, open the
+    # breaker: calls fail fast (503 StsUnavailable) for the cool-down, then one probe decides.
+    sts_breaker_failures: int = Field(5, ge=1, le=1000)
+    sts_breaker_window_seconds: float = Field(30.0, gt=0, le=3600)
+    sts_breaker_cooldown_seconds: float = Field(15.0, gt=0, le=3600)
+    # GET /v1/container-credentials: serve credentials issued for the same token, role and
+    # options again (why it is on, and its limits: broker/aws/cache.py). Never past the
+    # token's expiry, never older than max_age, never with less than min_remaining left.
+    container_cache: bool = True
+    container_cache_size: int = Field(10_000, ge=1, le=1_000_000)
+    container_cache_max_age_seconds: int = Field(300, ge=1, le=3600)
+    container_cache_min_remaining_seconds: int = Field(900, ge=300, le=43200)
 
     @field_validator("sts_endpoint", "federation_endpoint")
     @classmethod

@@ -50,7 +50,9 @@ async def container_credentials(request: Request) -> Response:
     async with rt.audit.decision("container-credentials", FRONT_DOOR, client) as trail:
         token = bearer(request, bare_allowed=True)
         identity = trail.identity(await rt.oidc.verify(token, now=time.time()))
-        issued = await rt.exchange.issue(identity, role, trail)
+        # SDKs poll this endpoint with the same token file: credentials issued for the same
+        # token, role and options may be served again (aws.container_cache).
+        issued = await rt.exchange.issue(identity, role, trail, reuse=True)
     return render_container(issued.credentials, issued.grant.arn)
 
 
