@@ -20,6 +20,7 @@ from broker.console_url.federation import SERVICES, destination_url, session_dur
 from broker.errors import InvalidParameter, NoRoleGranted
 from broker.http.deps import RuntimeDep, client_address, request_path, runtime_of
 from broker.http.frontdoor import SignInMethod
+from broker.http.problems import sign_in_again
 from broker.http.readers import read_form, safe_next
 from broker.http.render import page
 from broker.identity import Identity
@@ -80,16 +81,24 @@ class BrowserFrontDoor:
         return "/signin?" + urlencode({"next": next_path})
 
     async def sign_in(
-        self, request: Request, identity: Identity, target: str, trail: Trail
+        self,
+        request: Request,
+        identity: Identity,
+        target: str,
+        trail: Trail,
+        *,
+        ask_first: bool = False,
     ) -> Response:
         """A front door verified this person: open a browser session and go on to `target`
         (the console directly when exactly one role is granted and nothing else was asked)."""
         grants = runtime_of(request).exchange.decide(identity).grants
         if not grants:
             raise NoRoleGranted("You have no AWS roles; ask your administrator for access.")
-        cookie, session = await self.sessions.create(identity, datetime.now(UTC))
         if target == "/" and len(grants) == 1 and self._single_role_direct:
             target = "/console?" + urlencode({"role": grants[0].name})
+            ask_first = False
+        landing = None if ask_first else target
+        cookie, session = await self.sessions.create(identity, datetime.now(UTC), landing=landing)
         response = RedirectResponse(target, status_code=303)
         self.sessions.set_cookie(response, cookie, session)
         return response
@@ -182,7 +191,7 @@ class BrowserFrontDoor:
 
     async def logout(self, request: Request) -> Response:
         form = await read_form(request, what="the form", empty_ok=True)
-        session = await self.sessions.require(request, datetime.now(UTC))
+        session = await self._session(request)
         session.check_csrf(form.get("csrf"))
         await self.sessions.destroy(session)
         response = page("signed_out.html", title="Signed out")
@@ -191,10 +200,15 @@ class BrowserFrontDoor:
 
     # -- the steps the routes share ---------------------------------------------------------
 
+    async def _session(self, request: Request) -> BrowserSession:
+        """The signed-in session; without one, the refusal offers to sign in again."""
+        with sign_in_again(self.login_url("/")):
+            return await self.sessions.require(request, datetime.now(UTC))
+
     async def _checked_session(
         self, request: Request, form: dict[str, str], trail: Trail
     ) -> BrowserSession:
-        session = await self.sessions.require(request, datetime.now(UTC))
+        session = await self._session(request)
         trail.identity(session.identity)
         session.check_csrf(form.get("csrf"))
         return session
