@@ -114,6 +114,18 @@ class SessionManager:
             raise SessionExpired("Your sign-in has expired; sign in again.")
         return session
 
+    async def land(
+        self, session: BrowserSession, path: str, now: datetime
+    ) -> BrowserSession | None:
+        """If `path` is where the sign-in went on to, the session without it (once only)."""
+        if session.landing is None or not hmac.compare_digest(
+            session.landing.encode(), path.encode()
+        ):
+            return None
+        landed = replace(session, landing=None)
+        await self._save(landed, now)
+        return landed
+
     async def remember_role(self, session: BrowserSession, role: str, now: datetime) -> None:
         if session.last_role != role:
             await self._save(replace(session, last_role=role), now)
