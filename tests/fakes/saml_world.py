@@ -137,11 +137,16 @@ class SamlWorld:
 
 @contextmanager
 def saml_world(
-    tmp: Path, *, sso_url: str = IDP_ENTITY + "/sso", **server: Any
+    tmp: Path,
+    *,
+    sso_url: str = IDP_ENTITY + "/sso",
+    tls: tuple[Path, Path] | None = None,
+    **server: Any,
 ) -> Iterator[SamlWorld]:
     """A broker (uvicorn) with one SAML IdP (pysaml2) and the AWS stand-in; logs captured at
     DEBUG and checked on the way out: no assertion, credential or sign-in token in any line."""
-    idp = TestIdp(tmp / "idp", acs_url=BASE_URL + "/saml/acs", entity_id=IDP_ENTITY)
+    base_url = server.get("base_url", BASE_URL)
+    idp = TestIdp(tmp / "idp", acs_url=base_url + "/saml/acs", entity_id=IDP_ENTITY)
     standin = AwsStandIn()
     audit_path = tmp / "audit.jsonl"
     with capturing(BrokerLogs()) as logs, serve(standin) as standin_url:
@@ -149,7 +154,7 @@ def saml_world(
         analytics = standin.register_saml_provider("corp", [idp.key.cert_pem], ANALYTICS)
         pairs = [f"{DEPLOYER},{prod}", f"{ADMIN},{prod}", f"{READER},{analytics}"]
         app = create_app(world_config(idp, standin_url, audit_path, sso_url, **server))
-        with serve_app(app) as url:
+        with serve_app(app, tls=tls) as url:
             world = SamlWorld(url, idp, standin, standin_url, logs, audit_path, pairs, app)
             yield world
     assert_nothing_leaked(world.secrets, logs, audit_path)
