@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fastapi import Request, Response
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer
 
 #: As long as an AuthnRequest may wait for its answer.
 PENDING_SECONDS = 600
@@ -51,7 +51,7 @@ class PendingLogins:
             return ()
         try:
             rows = self._signer.loads(value)
-        except (BadSignature, ValueError):
+        except (BadData, ValueError):
             return ()
         if not isinstance(rows, list):
             return ()
