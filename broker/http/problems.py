@@ -80,6 +80,7 @@ def problem(exc: BrokerError, scope: Scope) -> Response:
         f" log_detail={exc.log_detail}" if exc.log_detail else "",
     )
     headers = {**NO_STORE, **exc.headers}
+    restart = _restart_url(exc)
     if wants_html(scope):
         return page(
             "error.html",
@@ -89,7 +90,7 @@ def problem(exc: BrokerError, scope: Scope) -> Response:
             detail=exc.detail,
             code=exc.code,
             error_id=error_id,
-            sign_in_again=_restart_url(exc),
+            sign_in_again=restart,
         )
     body = {
         "type": f"urn:broker:error:{exc.code}",
@@ -98,7 +99,8 @@ def problem(exc: BrokerError, scope: Scope) -> Response:
         "detail": exc.detail,
         "code": exc.code,
         "error_id": error_id,
-        **exc.extra,
+        **{k: v for k, v in exc.extra.items() if k != SIGN_IN_AGAIN},
+        **({SIGN_IN_AGAIN: restart} if restart else {}),
     }
     return JSONResponse(
         body, status_code=exc.status, headers=headers, media_type="application/problem+json"
