@@ -11,7 +11,7 @@
     │   │   TokenExpired, TokenNotYetValid, UnknownSigningKey, MissingToken
     │   ├── InvalidAssertion ─┬─ InvalidDestination, InvalidRecipient, InvalidSubjectConfirmation,
     │   │                     ├─ InvalidRoleAttribute, InvalidSessionAttribute,
-    │   │                     └─ UnsolicitedResponse, UnknownInResponseTo
+    │   │                     └─ UnsolicitedResponse, UnknownInResponseTo ── SignInNotStartedHere
     │   ├── ReplayDetected, SessionExpired
     │   └── StsInvalidIdentityToken, StsTokenExpired
     ├── AuthorizationFailed (403)
@@ -184,6 +184,10 @@ class UnsolicitedResponse(InvalidAssertion):
 
 class UnknownInResponseTo(InvalidAssertion):
     """The response answers no AuthnRequest we sent (or one sent to another IdP)."""
+
+
+class SignInNotStartedHere(UnknownInResponseTo):
+    """Login CSRF: the response answers an AuthnRequest the posting browser did not start."""
 
 
 class SessionExpired(AuthenticationFailed):

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from broker.config import StoreSettings
+from broker.errors import StoreUnavailable
 from broker.store import MemoryStore, Store, open_store
 from tests.peers.redis_cluster import RedisClusterSet
 from tests.peers.redis_sentinel import SentinelSet
@@ -96,14 +97,12 @@ async def test_memory_store_refuses_to_grow_without_bound() -> None:
     s = MemoryStore(max_items=3)
     for i in range(3):
         await s.put(f"k{i}", b"v", ttl=30)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(StoreUnavailable):
         await s.put("k4", b"v", ttl=30)
 
 
 @pytest.mark.anyio
 async def test_redis_down_fails_closed_with_503() -> None:
-    from broker.errors import StoreUnavailable
-
     s = open_store(StoreSettings(url="redis://127.0.0.1:9/0"))
     with pytest.raises(StoreUnavailable):
         await s.add("replay:1", b"x", ttl=30)

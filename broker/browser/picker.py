@@ -5,7 +5,7 @@ the picker sends people to sign in through the `SignInMethod`s the front doors o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlencode
@@ -14,12 +14,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from broker.audit import Trail
+from broker.browser.confirm import confirm
 from broker.browser.pages import account_groups, cli_snippets
 from broker.browser.session import BrowserSession, SessionManager, server_secrets
 from broker.console_url.federation import SERVICES, destination_url, session_duration, signin_url
 from broker.errors import InvalidParameter, NoRoleGranted
 from broker.http.deps import RuntimeDep, client_address, request_path, runtime_of
 from broker.http.frontdoor import SignInMethod
+from broker.http.origin import from_another_site, origin_of
+from broker.http.problems import sign_in_again
 from broker.http.readers import read_form, safe_next
 from broker.http.render import page
 from broker.identity import Identity
@@ -35,6 +38,7 @@ class BrowserFrontDoor:
         self._sources: list[SignInSource] = []
         self._sessions: SessionManager | None = None
         self._single_role_direct = True
+        self._origin = ""
 
     @property
     def sessions(self) -> SessionManager:
@@ -51,6 +55,7 @@ class BrowserFrontDoor:
             secure=server.base_url.startswith("https://"),
         )
         self._single_role_direct = server.single_role_direct
+        self._origin = origin_of(server.base_url)
 
     def router(self) -> APIRouter:
         router = APIRouter()
@@ -80,16 +85,24 @@ class BrowserFrontDoor:
         return "/signin?" + urlencode({"next": next_path})
 
     async def sign_in(
-        self, request: Request, identity: Identity, target: str, trail: Trail
+        self,
+        request: Request,
+        identity: Identity,
+        target: str,
+        trail: Trail,
+        *,
+        ask_first: bool = False,
     ) -> Response:
         """A front door verified this person: open a browser session and go on to `target`
         (the console directly when exactly one role is granted and nothing else was asked)."""
         grants = runtime_of(request).exchange.decide(identity).grants
         if not grants:
             raise NoRoleGranted("You have no AWS roles; ask your administrator for access.")
-        cookie, session = await self.sessions.create(identity, datetime.now(UTC))
         if target == "/" and len(grants) == 1 and self._single_role_direct:
             target = "/console?" + urlencode({"role": grants[0].name})
+            ask_first = False
+        landing = None if ask_first else target
+        cookie, session = await self.sessions.create(identity, datetime.now(UTC), landing=landing)
         response = RedirectResponse(target, status_code=303)
         self.sessions.set_cookie(response, cookie, session)
         return response
@@ -132,6 +145,8 @@ class BrowserFrontDoor:
 
     async def console_from_picker(self, request: Request, rt: RuntimeDep) -> Response:
         form = await read_form(request, what="the form", empty_ok=True)
+        if from_another_site(request, self._origin):
+            return _confirm_console(await self._session(request), form)
         async with rt.audit.decision("console", FRONT_DOOR, client_address(request)) as trail:
             session = await self._checked_session(request, form, trail)
             url = await self._open_console(
@@ -149,7 +164,8 @@ class BrowserFrontDoor:
     ) -> Response:
         """A bookmarkable deep link; through the sign-in first when there is no session."""
         destination_url(rt.config.aws.partition, destination, region)  # refuse before sign-in
-        session = await self.sessions.load(request, datetime.now(UTC))
+        now = datetime.now(UTC)
+        session = await self.sessions.load(request, now)
         if session is None:
             return RedirectResponse(self.login_url(request_path(request)), status_code=303)
         if not role:
@@ -160,6 +176,14 @@ class BrowserFrontDoor:
                 }
                 return RedirectResponse("/" + ("?" + urlencode(query) if query else ""), 303)
             role = grants[0].name
+        if from_another_site(request, self._origin):
+            # A bookmark or a link on our own pages opens the console at once; another site's
+            # link does not, unless it is where this browser's own sign-in just went on to.
+            landed = await self.sessions.land(session, request_path(request), now)
+            if landed is None:
+                fields = {"role": role, "destination": destination, "region": region}
+                return _confirm_console(session, fields)
+            session = landed
         async with rt.audit.decision("console", FRONT_DOOR, client_address(request)) as trail:
             trail.identity(session.identity)
             url = await self._open_console(rt, session, trail, role, destination, region)
@@ -167,6 +191,15 @@ class BrowserFrontDoor:
 
     async def cli_credentials(self, request: Request, rt: RuntimeDep) -> Response:
         form = await read_form(request, what="the form", empty_ok=True)
+        if from_another_site(request, self._origin):
+            return confirm(
+                await self._session(request),
+                "/cli-credentials",
+                {"role": form.get("role")},
+                title="Command-line credentials?",
+                question=f"Show command-line credentials for the role {form.get('role') or '?'}?",
+                button="Show credentials",
+            )
         client = client_address(request)
         async with rt.audit.decision("cli-credentials", FRONT_DOOR, client) as trail:
             session = await self._checked_session(request, form, trail)
@@ -182,7 +215,16 @@ class BrowserFrontDoor:
 
     async def logout(self, request: Request) -> Response:
         form = await read_form(request, what="the form", empty_ok=True)
-        session = await self.sessions.require(request, datetime.now(UTC))
+        session = await self._session(request)
+        if from_another_site(request, self._origin):
+            return confirm(
+                session,
+                "/logout",
+                {},
+                title="Sign out?",
+                question="Sign out of the broker?",
+                button="Sign out",
+            )
         session.check_csrf(form.get("csrf"))
         await self.sessions.destroy(session)
         response = page("signed_out.html", title="Signed out")
@@ -191,10 +233,15 @@ class BrowserFrontDoor:
 
     # -- the steps the routes share ---------------------------------------------------------
 
+    async def _session(self, request: Request) -> BrowserSession:
+        """The signed-in session; without one, the refusal offers to sign in again."""
+        with sign_in_again(self.login_url("/")):
+            return await self.sessions.require(request, datetime.now(UTC))
+
     async def _checked_session(
         self, request: Request, form: dict[str, str], trail: Trail
     ) -> BrowserSession:
-        session = await self.sessions.require(request, datetime.now(UTC))
+        session = await self._session(request)
         trail.identity(session.identity)
         session.check_csrf(form.get("csrf"))
         return session
@@ -221,6 +268,19 @@ class BrowserFrontDoor:
         )
         await self.sessions.remember_role(session, issued.grant.name, now)
         return url
+
+
+def _confirm_console(session: BrowserSession, fields: Mapping[str, str | None]) -> Response:
+    role = fields.get("role")
+    where = fields.get("destination") or "the console home"
+    return confirm(
+        session,
+        "/console",
+        {k: fields.get(k) for k in ("role", "destination", "region")},
+        title="Open the AWS console?",
+        question=f"Open the AWS console as {role}, at {where}?",
+        button="Open the console",
+    )
 
 
 def _role(role: str | None) -> str:

@@ -41,6 +41,9 @@ class BrowserSession:
     identity: Identity
     expires_at: datetime
     last_role: str | None = None
+    # The console path the sign-in itself went on to: opened once even though the redirect
+    # to it follows the IdP's cross-site POST (broker.http.origin).
+    landing: str | None = None
 
     def check_csrf(self, token: str | None) -> None:
         """OWASP CSRF cheat sheet (synchronizer token): every state-changing POST carries it."""
@@ -91,13 +94,15 @@ class SessionManager:
             limits.append((identity.session_not_on_or_after - now).total_seconds())
         return min(limits)
 
-    async def create(self, identity: Identity, now: datetime) -> tuple[str, BrowserSession]:
+    async def create(
+        self, identity: Identity, now: datetime, *, landing: str | None = None
+    ) -> tuple[str, BrowserSession]:
         ttl = self.lifetime(identity, now)
         if ttl <= 0:
             raise SessionExpired("The sign-in has already expired; sign in again.")
         sid = secrets.token_urlsafe(32)
         expires = datetime.fromtimestamp(now.timestamp() + ttl, UTC)
-        session = BrowserSession(sid, secrets.token_urlsafe(32), identity, expires)
+        session = BrowserSession(sid, secrets.token_urlsafe(32), identity, expires, landing=landing)
         await self._save(session, now)
         return self._signer.dumps(sid), session
 
@@ -128,6 +133,18 @@ class SessionManager:
         if session is None:
             raise SessionExpired("Your sign-in has expired; sign in again.")
         return session
+
+    async def land(
+        self, session: BrowserSession, path: str, now: datetime
+    ) -> BrowserSession | None:
+        """If `path` is where the sign-in went on to, the session without it (once only)."""
+        if session.landing is None or not hmac.compare_digest(
+            session.landing.encode(), path.encode()
+        ):
+            return None
+        landed = replace(session, landing=None)
+        await self._save(landed, now)
+        return landed
 
     async def remember_role(self, session: BrowserSession, role: str, now: datetime) -> None:
         if session.last_role != role:
@@ -168,6 +185,7 @@ def _encode(s: BrowserSession) -> bytes:
         "csrf": s.csrf,
         "expires_at": s.expires_at.timestamp(),
         "last_role": s.last_role,
+        "landing": s.landing,
         "identity": {
             "protocol": i.protocol,
             "idp": i.idp,
@@ -202,9 +220,8 @@ def _decode(sid: str, data: bytes) -> BrowserSession:
         session_duration=i["session_duration"],
         session_not_on_or_after=None if nooa is None else datetime.fromtimestamp(nooa, UTC),
     )
-    return BrowserSession(
-        sid, doc["csrf"], identity, datetime.fromtimestamp(doc["expires_at"], UTC), doc["last_role"]
-    )
+    expires = datetime.fromtimestamp(doc["expires_at"], UTC)
+    return BrowserSession(sid, doc["csrf"], identity, expires, doc["last_role"], doc.get("landing"))
 
 
 def _encode_proof(proof: Proof) -> dict[str, str]:

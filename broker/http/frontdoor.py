@@ -35,8 +35,17 @@ class SignInMethod:
 
 class Landing(Protocol):
     """Where a front door hands a person once their identity is verified: the browser
-    session and role picker. `target` is a path on the broker, already checked."""
+    session and role picker. `target` is a path on the broker, already checked.
+    `ask_first`: another site's link chose `target` (it started the sign-in), so a console
+    there asks before it opens; otherwise the redirect to it is trusted once, though it
+    follows the IdP's cross-site POST."""
 
     async def sign_in(
-        self, request: Request, identity: Identity, target: str, trail: Trail
+        self,
+        request: Request,
+        identity: Identity,
+        target: str,
+        trail: Trail,
+        *,
+        ask_first: bool = False,
     ) -> Response: ...

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,11 +19,42 @@ from broker.errors import (
     MalformedRequest,
     MethodNotAllowed,
     NotFound,
+    ReplayDetected,
+    SessionExpired,
+    UnknownInResponseTo,
     new_error_id,
 )
+from broker.http.readers import safe_next
 from broker.http.render import NO_STORE, page
 
 log = logging.getLogger("broker")
+#: Refusals a new sign-in cures: the session ended, the browser replayed a sign-in (back
+#: button), or the answer is to a sign-in this browser did not start (or started too long ago).
+RESTARTABLE = (SessionExpired, ReplayDetected, UnknownInResponseTo)
+SIGN_IN_AGAIN = "sign_in_again"
+
+
+@contextmanager
+def sign_in_again(url: str) -> Iterator[None]:
+    """A restartable refusal raised inside offers `url` (a path on the broker that starts a
+    sign-in coming back to the same `next`): a link on the error page, a member of the
+    problem document."""
+    try:
+        yield
+    except RESTARTABLE as exc:
+        exc.extra.setdefault(SIGN_IN_AGAIN, url)
+        raise
+
+
+def _restart_url(exc: BrokerError) -> str | None:
+    """Only a path on this site (the same rule as `next`): never an open redirect."""
+    url = exc.extra.get(SIGN_IN_AGAIN)
+    if not isinstance(url, str):
+        return None
+    try:
+        return safe_next(url)
+    except InvalidParameter:
+        return None
 
 
 def wants_html(scope: Scope) -> bool:
@@ -47,6 +80,7 @@ def problem(exc: BrokerError, scope: Scope) -> Response:
         f" log_detail={exc.log_detail}" if exc.log_detail else "",
     )
     headers = {**NO_STORE, **exc.headers}
+    restart = _restart_url(exc)
     if wants_html(scope):
         return page(
             "error.html",
@@ -56,6 +90,7 @@ def problem(exc: BrokerError, scope: Scope) -> Response:
             detail=exc.detail,
             code=exc.code,
             error_id=error_id,
+            sign_in_again=restart,
         )
     body = {
         "type": f"urn:broker:error:{exc.code}",
@@ -64,7 +99,8 @@ def problem(exc: BrokerError, scope: Scope) -> Response:
         "detail": exc.detail,
         "code": exc.code,
         "error_id": error_id,
-        **exc.extra,
+        **{k: v for k, v in exc.extra.items() if k != SIGN_IN_AGAIN},
+        **({SIGN_IN_AGAIN: restart} if restart else {}),
     }
     return JSONResponse(
         body, status_code=exc.status, headers=headers, media_type="application/problem+json"

@@ -1,10 +1,11 @@
-"""SP-initiated login: an AuthnRequest over HTTP-Redirect, its ID remembered for InResponseTo."""
+"""SP-initiated login: an AuthnRequest over HTTP-Redirect; the caller keeps its ID for InResponseTo."""
 
 from __future__ import annotations
 
 import base64
 import secrets
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -12,12 +13,10 @@ from lxml import etree
 
 from broker.errors import InvalidParameter
 from broker.saml.settings import SamlIdpRuntime, SpEndpoints
-from broker.store import Store
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
-REQUEST_TTL_SECONDS = 600
 MAX_RELAY_STATE_BYTES = 80  # SAML Bindings §3.4.3
 
 
@@ -35,11 +34,17 @@ def authn_request(request_id: str, idp: SamlIdpRuntime, sp: SpEndpoints, now: da
     return etree.tostring(root)
 
 
-async def start_login(
-    idp: SamlIdpRuntime, sp: SpEndpoints, store: Store, *, relay_state: str, now: datetime
-) -> str:
-    """Build the IdP redirect URL (SAML Bindings §3.4.4) and remember the request ID in the
-    store for REQUEST_TTL_SECONDS, so verify() can match — and consume — its InResponseTo."""
+@dataclass(frozen=True, slots=True)
+class StartedLogin:
+    request_id: str
+    url: str  # the IdP's SSO URL carrying the AuthnRequest
+
+
+def start_login(
+    idp: SamlIdpRuntime, sp: SpEndpoints, *, now: datetime, relay_state: str = ""
+) -> StartedLogin:
+    """Build the IdP redirect URL (SAML Bindings §3.4.4). Nothing is stored: the browser
+    keeps the request ID (broker.saml.pending), so verify() can match its InResponseTo."""
     if idp.sso_url is None:
         raise InvalidParameter(
             "This identity provider only supports sign-in from its own portal.",
@@ -54,9 +59,8 @@ async def start_login(
     xml = authn_request(request_id, idp, sp, now)
     deflater = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
     encoded = base64.b64encode(deflater.compress(xml) + deflater.flush()).decode()
-    await store.put(f"saml-request:{request_id}", idp.name.encode(), REQUEST_TTL_SECONDS)
     params = {"SAMLRequest": encoded}
     if relay_state:
         params["RelayState"] = relay_state
     separator = "&" if "?" in idp.sso_url else "?"
-    return idp.sso_url + separator + urlencode(params)
+    return StartedLogin(request_id, idp.sso_url + separator + urlencode(params))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,9 +19,12 @@ from broker.errors import (
     InvalidSignature,
     InvalidSubjectConfirmation,
     SessionExpired,
+    SignInNotStartedHere,
     TokenExpired,
     TokenNotYetValid,
+    UnknownInResponseTo,
     UnknownSigningKey,
+    UnsolicitedResponse,
 )
 from broker.saml.screen import NS
 from broker.saml.settings import SamlIdpRuntime, SpEndpoints
@@ -250,3 +254,33 @@ def name_id(assertion: etree._Element) -> str:
             "The SAML assertion has no usable NameID.", log_detail="NameID missing/empty/complex"
         )
     return text
+
+
+def solicited(rt: SamlIdpRuntime, irt: str | None, started: Mapping[str, str] | None) -> None:
+    """SAML Profiles §4.1.4.2/§4.1.5: InResponseTo must name a request we sent to this
+    IdP; without one the response is unsolicited. OWASP CSRF cheat sheet (login CSRF):
+    the request must also be one the posting browser started, or anyone's AuthnRequest,
+    answered for their own account, would sign another person's browser in as them."""
+    if irt is None:
+        if not rt.config.idp_initiated:
+            raise UnsolicitedResponse(
+                "This identity provider must be used through the broker's sign-in page.",
+                log_detail=f"unsolicited response, idp_initiated=false idp={rt.name}",
+            )
+        return
+    if started is None:
+        raise UnknownInResponseTo(
+            "The SAML response answers no sign-in request of ours.",
+            log_detail="InResponseTo unknown: a caller without a browser sign-in",
+        )
+    sent_to = started.get(irt)
+    if sent_to is None:
+        raise SignInNotStartedHere(
+            "This sign-in was not started in this browser, or it took too long.",
+            log_detail="InResponseTo unknown to this browser (another's, expired or forged)",
+        )
+    if sent_to != rt.name:
+        raise UnknownInResponseTo(
+            "The SAML response answers no sign-in request of ours.",
+            log_detail=f"InResponseTo was sent to another IdP, response from {rt.name}",
+        )

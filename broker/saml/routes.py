@@ -17,6 +17,8 @@ from broker.console_url.federation import hide_federation_urls
 from broker.errors import MalformedRequest, NotFound
 from broker.http.deps import RuntimeDep, client_address
 from broker.http.frontdoor import Landing, SignInMethod
+from broker.http.origin import from_another_site, origin_of
+from broker.http.problems import sign_in_again
 from broker.http.readers import (
     parse_duration,
     read_form,
@@ -28,28 +30,30 @@ from broker.http.render import render_credentials
 from broker.runtime import Runtime
 from broker.saml.authn import start_login
 from broker.saml.metadata import sp_metadata
+from broker.saml.pending import PendingLogin, PendingLogins
 from broker.saml.settings import SamlIdpRuntime, SpEndpoints, load_idps, sp_endpoints
 from broker.saml.verify import SamlVerifier
-
-RELAY_KEY = "relay:{}"
-RELAY_TTL_SECONDS = 600
 
 
 @dataclass(frozen=True, slots=True)
 class SamlState:
-    """What startup resolved once: our SP endpoints, the IdPs and their verifier."""
+    """What startup resolved once: our SP endpoints, the IdPs and their verifier, the
+    pending-login cookie and our origin."""
 
     sp: SpEndpoints
     idps: Mapping[str, SamlIdpRuntime]
     verifier: SamlVerifier
+    pending: PendingLogins
+    origin: str
 
 
 def saml_idps(config: Config) -> dict[str, SamlIdp]:
     return {n: i for n, i in config.identity_providers.items() if isinstance(i, SamlIdp)}
 
 
-def login_url(next_path: str, idp: str) -> str:
-    return "/saml/login?" + urlencode({"idp": idp, "next": next_path})
+def login_url(next_path: str, idp: str | None = None) -> str:
+    query = {"next": next_path} if idp is None else {"idp": idp, "next": next_path}
+    return "/saml/login?" + urlencode(query)
 
 
 class SamlFrontDoor:
@@ -75,7 +79,11 @@ class SamlFrontDoor:
             store=rt.store,
             max_response_bytes=config.server.max_body_bytes,
         )
-        self._state = SamlState(sp, idps, verifier)
+        # Without a configured secret, a random one: browser sessions end with the process
+        # too (the browser front door says so in the log).
+        secret = config.server.secret() or secrets.token_bytes(32)
+        pending = PendingLogins(secret, secure=config.server.base_url.startswith("https://"))
+        self._state = SamlState(sp, idps, verifier, pending, origin_of(config.server.base_url))
         hide_federation_urls(config.aws)
 
     def sign_in_methods(self) -> list[SignInMethod]:
@@ -105,12 +113,13 @@ class SamlFrontDoor:
 
     async def login(
         self,
-        rt: RuntimeDep,
+        request: Request,
         idp: str | None = None,
         next_path: Annotated[str | None, Query(alias="next")] = None,
     ) -> Response:
-        """SP-initiated sign-in (HTTP-Redirect binding). RelayState is a random key for `next`,
-        kept server-side; the URL itself never travels through the IdP."""
+        """SP-initiated sign-in (HTTP-Redirect binding). The request ID and `next` go into
+        the browser's signed pending-login cookie, not the store: an anonymous caller costs
+        the server nothing, and only this browser can bring the answer back."""
         state = self.state
         target = safe_next(next_path)
         if idp is None:
@@ -121,28 +130,43 @@ class SamlFrontDoor:
         chosen = state.idps.get(idp)
         if chosen is None:
             raise NotFound("There is no identity provider by that name.")
-        key = secrets.token_urlsafe(24)
-        await rt.store.put(RELAY_KEY.format(key), target.encode(), RELAY_TTL_SECONDS)
-        url = await start_login(chosen, state.sp, rt.store, relay_state=key, now=datetime.now(UTC))
-        return RedirectResponse(url, status_code=303)
+        now = datetime.now(UTC)
+        started = start_login(chosen, state.sp, now=now)
+        here = not from_another_site(request, state.origin)
+        login = PendingLogin(started.request_id, chosen.name, target, now.timestamp(), here)
+        response = RedirectResponse(started.url, status_code=303)
+        logins = state.pending.read(request, now.timestamp())
+        state.pending.write(response, state.pending.add(logins, login))
+        return response
 
     async def acs(self, request: Request, rt: RuntimeDep) -> Response:
-        """HTTP-POST binding, IdP- or SP-initiated: verify, then hand the person to the
-        browser session."""
-        client = client_address(request)
-        async with rt.audit.decision("saml-signin", "saml-browser", client) as trail:
-            form = await read_form(request, what="the SAMLResponse")
-            saml_response = form.get("SAMLResponse")
-            if not saml_response:
-                raise MalformedRequest("The sign-in did not include a SAMLResponse.")
-            now = datetime.now(UTC)
-            identity = trail.identity(await self.state.verifier.verify(saml_response, now=now))
-            target = "/"
-            relay = form.get("RelayState")
-            if relay:
-                stored = await rt.store.take(RELAY_KEY.format(relay))
-                target = stored.decode() if stored is not None else "/"
-            return await self._landing.sign_in(request, identity, target, trail)
+        """HTTP-POST binding, IdP- or SP-initiated: verify (an SP-initiated answer only to a
+        request this browser started), then hand the person to the browser session."""
+        state = self.state
+        now = datetime.now(UTC)
+        logins = state.pending.read(request, now.timestamp())
+        restart = login_url(logins[0].next if logins else "/")
+        with sign_in_again(restart):
+            async with rt.audit.decision(
+                "saml-signin", "saml-browser", client_address(request)
+            ) as trail:
+                form = await read_form(request, what="the SAMLResponse")
+                saml_response = form.get("SAMLResponse")
+                if not saml_response:
+                    raise MalformedRequest("The sign-in did not include a SAMLResponse.")
+                # RelayState is not read: `next` comes from the browser's own pending login.
+                identity, answered = await state.verifier.verify_sign_in(
+                    saml_response, now=now, started={p.request_id: p.idp for p in logins}
+                )
+                trail.identity(identity)
+                login = next((p for p in logins if p.request_id == answered), None)
+                if login is None:  # IdP-initiated: the broker chooses where to go
+                    return await self._landing.sign_in(request, identity, "/", trail)
+                response = await self._landing.sign_in(
+                    request, identity, login.next, trail, ask_first=not login.here
+                )
+        state.pending.write(response, [p for p in logins if p is not login])
+        return response
 
     async def credentials(self, request: Request, rt: RuntimeDep) -> Response:
         """A CLI tool trades a base64 SAMLResponse (single use) for credentials."""

@@ -3,7 +3,7 @@
 Order: size and base64 (screen.decode) -> hardened screening parse that only refuses
 (screen.screen) -> route by Issuer -> python3-saml parses and validates (signature, schema,
 its own strict checks) -> our checks on *that same* lxml tree -> identity read from that tree
--> replay cache and InResponseTo in the store.
+-> InResponseTo against the requests the caller started -> replay caches in the store.
 
 Clocks: our checks use the `now` argument plus the IdP's clock_skew_seconds. python3-saml
 also reads the system clock inside is_valid (Conditions with 300 s drift, SubjectConfirmation-
@@ -44,7 +44,6 @@ from broker.errors import (
     TokenNotYetValid,
     UnknownInResponseTo,
     UnknownIssuer,
-    UnsolicitedResponse,
 )
 from broker.identity import Identity, SamlAssertion
 from broker.saml import checks, screen
@@ -54,7 +53,9 @@ from broker.saml.settings import SamlIdpRuntime, SpEndpoints
 from broker.store import Store
 
 log = logging.getLogger(__name__)
-REQUEST_KEY = "saml-request:{}"
+USED_REQUEST_KEY = "saml-request-used:{}"
+#: At least as long as a browser keeps a pending request (broker.saml.pending).
+USED_REQUEST_SECONDS = 600
 ASSERTION_KEY = "saml-assertion:{}:{}"
 INLINE_MAX_B64 = 16 * 1024
 _NSMAP = OneLogin_Saml2_Constants.NSMAP
@@ -174,8 +175,20 @@ class SamlVerifier:
             "script_name": acs.path,
         }
 
-    async def verify(self, saml_response: str, *, now: datetime) -> Identity:
+    async def verify(
+        self, saml_response: str, *, now: datetime, started: Mapping[str, str] | None = None
+    ) -> Identity:
         """Verify the base64 SAMLResponse form value; raise a BrokerError on any doubt."""
+        identity, _ = await self.verify_sign_in(saml_response, now=now, started=started)
+        return identity
+
+    async def verify_sign_in(
+        self, saml_response: str, *, now: datetime, started: Mapping[str, str] | None = None
+    ) -> tuple[Identity, str | None]:
+        """Verify, and name the request the response answers (None: unsolicited).
+
+        `started`: the AuthnRequests the posting browser started (request ID → the IdP it
+        went to), from its signed pending-login cookie; None for a caller with no browser."""
         # CPU-bound lxml + xmlsec. Measured (bench/saml_acs.py): ~1.5-2 ms for a typical
         # 5-10 KB response, where a thread hop costs ~25% of throughput, so those run inline;
         # ~18 ms for a 150 KB one, which would stall the event loop, so large ones go to a thread.
@@ -184,7 +197,7 @@ class SamlVerifier:
         else:
             verified = await anyio.to_thread.run_sync(self._verify_sync, saml_response, now)
         rt, c = verified.runtime, verified.checked
-        request_key = await self._solicited_by(rt, c.in_response_to)
+        checks.solicited(rt, c.in_response_to, started)
         skew = rt.config.clock_skew_seconds
         ttl = max(1.0, (c.expires_at - now).total_seconds() + skew)
         if not await self._store.add(ASSERTION_KEY.format(rt.name, c.assertion_id), b"1", ttl):
@@ -192,40 +205,23 @@ class SamlVerifier:
                 "This SAML assertion has already been used.",
                 log_detail=f"replayed assertion idp={rt.name}",
             )
-        # Consume the request only once everything else has passed; a concurrent answer to the
-        # same request loses here.
-        if request_key is not None and await self._store.take(request_key) is None:
+        # Use the request only once everything else has passed; a second answer to the same
+        # request (or the same cookie presented again) loses here. Written only for a signed
+        # answer: anonymous callers cannot make the store grow.
+        irt = c.in_response_to
+        if irt is not None and not await self._store.add(
+            USED_REQUEST_KEY.format(irt), b"1", USED_REQUEST_SECONDS
+        ):
             raise UnknownInResponseTo(
                 "The SAML response answers no sign-in request of ours.",
                 log_detail="InResponseTo already used",
             )
-        return _identity(verified, saml_response)
+        return _identity(verified, saml_response), irt
 
     def verify_document(self, saml_response: str, *, now: datetime) -> Identity:
         """The document checks alone, for `broker explain`: no replay cache and no
         InResponseTo, since a saved copy is explained offline and grants nothing."""
         return _identity(self._verify_sync(saml_response, now), saml_response)
-
-    async def _solicited_by(self, rt: SamlIdpRuntime, irt: str | None) -> str | None:
-        """SAML Profiles §4.1.4.2/§4.1.5: InResponseTo must name a request we sent to this
-        IdP; without one the response is unsolicited. Returns the store key to consume."""
-        if irt is None:
-            if not rt.config.idp_initiated:
-                raise UnsolicitedResponse(
-                    "This identity provider must be used through the broker's sign-in page.",
-                    log_detail=f"unsolicited response, idp_initiated=false idp={rt.name}",
-                )
-            return None
-        key = REQUEST_KEY.format(irt)
-        sent_to = await self._store.get(key)
-        if sent_to is None or sent_to.decode() != rt.name:
-            raise UnknownInResponseTo(
-                "The SAML response answers no sign-in request of ours.",
-                log_detail="InResponseTo unknown/expired/used"
-                if sent_to is None
-                else f"InResponseTo was sent to another IdP, response from {rt.name}",
-            )
-        return key
 
     def _verify_sync(self, saml_response: str, now: datetime) -> _Verified:
         raw = screen.decode(saml_response, max_b64=self._max_b64, max_xml=self._max_xml)

@@ -6,6 +6,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from broker.errors import StoreUnavailable
+
 
 class MemoryStore:
     """One process only: fine for a single replica and for tests."""
@@ -33,8 +35,13 @@ class MemoryStore:
             for k in [k for k, (_, exp) in self._data.items() if exp <= now]:
                 del self._data[k]
             if len(self._data) >= self._max:
-                # Refuse to grow without bound rather than evict a replay-cache entry.
-                raise RuntimeError("memory store is full")
+                # Refuse to grow without bound rather than evict a replay-cache entry; a full
+                # store is the store being unavailable (503), not a fault of the broker (500).
+                raise StoreUnavailable(
+                    "The broker's session store is full; try again shortly.",
+                    log_detail=f"memory store full at {self._max} items",
+                    headers={"Retry-After": "5"},
+                )
 
     async def add(self, key: str, value: bytes, ttl: float) -> bool:
         async with self._lock:

@@ -136,7 +136,8 @@ async def test_sp_initiated_answers_the_request(idp: DemoIdp) -> None:
     store = MemoryStore()
     v = await verifier(idp, store)
     (runtime,) = (await runtimes(idp)).values()
-    url = await start_login(runtime, SP, store, relay_state="relay123", now=now())
+    login = start_login(runtime, SP, relay_state="relay123", now=now())
+    url = login.url
     transport = httpx.ASGITransport(app=idp.app)
     async with httpx.AsyncClient(transport=transport, base_url=IDP_URL) as client:
         page = await client.get(urlsplit(url).path + "?" + urlsplit(url).query)
@@ -153,9 +154,10 @@ async def test_sp_initiated_answers_the_request(idp: DemoIdp) -> None:
     assert f'action="{SP.acs_url}"' in posted.text
     answer = form_fields(posted.text)
     assert answer["RelayState"] == "relay123"
-    identity = await v.verify(answer["SAMLResponse"], now=now())
+    started = {request_id: runtime.name}
+    identity = await v.verify(answer["SAMLResponse"], now=now(), started=started)
     assert identity.subject == "carol@example.com"
-    assert await store.get(f"saml-request:{request_id}") is None, "request consumed"
+    assert await store.get(f"saml-request-used:{request_id}") is not None, "request consumed"
 
 
 def _inflate(url: str) -> str:

@@ -43,11 +43,18 @@ def _post_form(action: str, fields: dict[str, str]) -> HTMLResponse:
 
 
 class IdpPages:
-    """GET /portal: IdP-initiated; GET /sso: answers an AuthnRequest (HTTP-Redirect binding)."""
+    """GET /portal: IdP-initiated; GET /sso: answers an AuthnRequest (HTTP-Redirect binding);
+    GET /link?to=…: a page on this (other) site that links to `to`."""
 
     def __init__(self) -> None:
         self.world: SamlWorld | None = None
-        self.app = Starlette(routes=[Route("/portal", self.portal), Route("/sso", self.sso)])
+        self.app = Starlette(
+            routes=[
+                Route("/portal", self.portal),
+                Route("/sso", self.sso),
+                Route("/link", self.link),
+            ]
+        )
 
     def _acs(self) -> str:
         assert self.world is not None
@@ -66,6 +73,10 @@ class IdpPages:
         if "RelayState" in request.query_params:
             fields["RelayState"] = request.query_params["RelayState"]
         return _post_form(self._acs(), fields)
+
+    async def link(self, request: Request) -> HTMLResponse:
+        to = escape(request.query_params["to"])
+        return HTMLResponse(f'<!doctype html><html><body><a id="link" href="{to}">{to}</a>')
 
 
 def screenshot(page: Page, name: str, **kwargs: Any) -> None:

@@ -106,6 +106,11 @@ class Pki:
         ctx.load_cert_chain(certfile, keyfile)
         return ctx
 
+    def tls_files(self) -> tuple[Path, Path]:
+        """(certificate chain, key) files for a server that takes paths, such as uvicorn."""
+        self.server_context()
+        return self.directory / "chain.pem", self.directory / "leaf.key"
+
 
 def alternating(first: ssl.SSLContext, second: ssl.SSLContext) -> ssl.SSLContext:
     """A server context whose handshakes take turns: odd ones present `first`'s chain, even `second`'s.

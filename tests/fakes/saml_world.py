@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import re
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from fastapi import FastAPI
 
 from broker.app import create_app
 from broker.config import Config, parse_config
@@ -27,6 +30,7 @@ AUDITOR = f"arn:aws:iam::{ANALYTICS}:role/auditor"  # granted by a rule, never s
 BASE_URL = "http://127.0.0.1:8080"
 IDP_ENTITY = "https://idp.example.test/saml"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+REQUEST_ID = re.compile(rb'ID="([^"]+)"')
 
 
 def world_config(
@@ -84,6 +88,7 @@ class SamlWorld:
     logs: BrokerLogs
     audit_path: Path
     pairs: list[str]
+    app: FastAPI
     secrets: list[str] = field(default_factory=list)
 
     def response(self, **kwargs: Any) -> str:
@@ -97,6 +102,18 @@ class SamlWorld:
 
     def sign_in(self, client: httpx.Client, **kwargs: Any) -> httpx.Response:
         return client.post("/saml/acs", data={"SAMLResponse": self.response(**kwargs)})
+
+    def start_login(
+        self, client: httpx.Client, next_path: str = "/", headers: dict[str, str] | None = None
+    ) -> str:
+        """GET /saml/login as this browser; the ID of the AuthnRequest it sent to the IdP."""
+        r = client.get("/saml/login", params={"next": next_path}, headers=headers)
+        assert r.status_code == 303, r.text
+        query = parse_qs(urlsplit(r.headers["location"]).query)
+        xml = zlib.decompress(base64.b64decode(query["SAMLRequest"][0]), -15)
+        found = REQUEST_ID.search(xml)
+        assert found is not None
+        return found.group(1).decode()
 
     def csrf(self, client: httpx.Client) -> str:
         page = client.get("/", headers={"accept": "text/html"})
@@ -120,11 +137,16 @@ class SamlWorld:
 
 @contextmanager
 def saml_world(
-    tmp: Path, *, sso_url: str = IDP_ENTITY + "/sso", **server: Any
+    tmp: Path,
+    *,
+    sso_url: str = IDP_ENTITY + "/sso",
+    tls: tuple[Path, Path] | None = None,
+    **server: Any,
 ) -> Iterator[SamlWorld]:
     """A broker (uvicorn) with one SAML IdP (pysaml2) and the AWS stand-in; logs captured at
     DEBUG and checked on the way out: no assertion, credential or sign-in token in any line."""
-    idp = TestIdp(tmp / "idp", acs_url=BASE_URL + "/saml/acs", entity_id=IDP_ENTITY)
+    base_url = server.get("base_url", BASE_URL)
+    idp = TestIdp(tmp / "idp", acs_url=base_url + "/saml/acs", entity_id=IDP_ENTITY)
     standin = AwsStandIn()
     audit_path = tmp / "audit.jsonl"
     with capturing(BrokerLogs()) as logs, serve(standin) as standin_url:
@@ -132,7 +154,7 @@ def saml_world(
         analytics = standin.register_saml_provider("corp", [idp.key.cert_pem], ANALYTICS)
         pairs = [f"{DEPLOYER},{prod}", f"{ADMIN},{prod}", f"{READER},{analytics}"]
         app = create_app(world_config(idp, standin_url, audit_path, sso_url, **server))
-        with serve_app(app) as url:
-            world = SamlWorld(url, idp, standin, standin_url, logs, audit_path, pairs)
+        with serve_app(app, tls=tls) as url:
+            world = SamlWorld(url, idp, standin, standin_url, logs, audit_path, pairs, app)
             yield world
     assert_nothing_leaked(world.secrets, logs, audit_path)

@@ -162,11 +162,22 @@ def stop(proc: subprocess.Popen[Any], timeout: float = 15) -> None:
 
 
 @contextmanager
-def serve_app(app: ASGIApp, *, timeout: float = 10) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn in a thread on loopback; yield its base URL."""
+def serve_app(
+    app: ASGIApp, *, timeout: float = 10, tls: tuple[Path, Path] | None = None
+) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn in a thread on loopback; yield its base URL. `tls`:
+    (certificate chain, key) files to serve https."""
+    certfile, keyfile = tls if tls is not None else (None, None)
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_config=None, lifespan="on", access_log=False
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_config=None,
+            lifespan="on",
+            access_log=False,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
         )
     )
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
@@ -174,7 +185,7 @@ def serve_app(app: ASGIApp, *, timeout: float = 10) -> Iterator[str]:
     try:
         wait_until(lambda: server.started, timeout=timeout, what="uvicorn", alive=thread)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)

@@ -160,19 +160,63 @@ async def test_expires_at_is_the_earliest_bound(idp: TestIdp) -> None:
 
 @pytest.mark.anyio
 async def test_sp_initiated_login_round_trip(idp: TestIdp) -> None:
-    """start_login -> pysaml2 parses our AuthnRequest -> answers it -> verify consumes the ID."""
+    """start_login -> pysaml2 parses our AuthnRequest -> answers it -> verify takes the answer
+    from the browser that started it, once."""
     store = MemoryStore()
     v = await verifier(idp, store, idp_initiated=False)
     runtime = next(iter(v._by_entity.values()))
-    url = await start_login(runtime, SP, store, relay_state="abc", now=now())
-    assert url.startswith(idp.sso_url + "?SAMLRequest=")
-    assert url.endswith("&RelayState=abc")
-    request_id = idp.request_id(url)
-    identity = await v.verify(idp.b64(in_response_to=request_id), now=now())
+    login = start_login(runtime, SP, relay_state="abc", now=now())
+    assert login.url.startswith(idp.sso_url + "?SAMLRequest=")
+    assert login.url.endswith("&RelayState=abc")
+    request_id = idp.request_id(login.url)
+    assert request_id == login.request_id
+    started = {request_id: runtime.name}
+    identity, answered = await v.verify_sign_in(
+        idp.b64(in_response_to=request_id), now=now(), started=started
+    )
     assert identity.subject == "alice@example.com"
+    assert answered == request_id
     # The request ID is single use: a second answer to it is refused.
     with pytest.raises(BrokerError) as info:
-        await v.verify(idp.b64(in_response_to=request_id), now=now())
+        await v.verify(idp.b64(in_response_to=request_id), now=now(), started=started)
+    assert info.value.code == "UnknownInResponseTo"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("started", "code"),
+    [
+        ({}, "SignInNotStartedHere"),
+        ({"_another-request": "corp"}, "SignInNotStartedHere"),
+        (None, "UnknownInResponseTo"),
+    ],
+    ids=["browser-started-none", "browser-started-another", "no-browser"],
+)
+async def test_an_answer_to_a_request_this_caller_did_not_start(
+    idp: TestIdp, started: dict[str, str] | None, code: str
+) -> None:
+    """Login CSRF: the response answers an AuthnRequest, but not one this browser started."""
+    store = MemoryStore()
+    v = await verifier(idp, store, idp_initiated=False)
+    runtime = next(iter(v._by_entity.values()))
+    login = start_login(runtime, SP, now=now())
+    with pytest.raises(BrokerError) as info:
+        await v.verify(idp.b64(in_response_to=login.request_id), now=now(), started=started)
+    assert info.value.code == code
+    assert await store.get(f"saml-request-used:{login.request_id}") is None
+
+
+@pytest.mark.anyio
+async def test_a_request_sent_to_another_idp(idp: TestIdp) -> None:
+    v = await verifier(idp, MemoryStore())
+    runtime = next(iter(v._by_entity.values()))
+    login = start_login(runtime, SP, now=now())
+    with pytest.raises(BrokerError) as info:
+        await v.verify(
+            idp.b64(in_response_to=login.request_id),
+            now=now(),
+            started={login.request_id: "another-idp"},
+        )
     assert info.value.code == "UnknownInResponseTo"
 
 
