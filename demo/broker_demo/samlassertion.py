@@ -221,13 +221,19 @@ def verify_assertion(
     name_id = assertion.find(f"{{{SAML}}}Subject/{{{SAML}}}NameID")
     if name_id is None or not (name_id.text or "").strip():
         raise _invalid("The SAML assertion has no Subject NameID")
-    confirmation = None
-    for candidate in assertion.iterfind(f"{{{SAML}}}Subject/{{{SAML}}}SubjectConfirmation"):
-        if candidate.get("Method") == BEARER:
-            confirmation = candidate.find(f"{{{SAML}}}SubjectConfirmationData")
-            break
-    if confirmation is None:
-        raise _invalid("The SAML assertion has no bearer SubjectConfirmationData")
+    # id_roles_providers_create_saml_assertions.md: "exactly one SubjectConfirmation element
+    # with a SubjectConfirmationData element that includes both the NotOnOrAfter attribute
+    # and a Recipient attribute".
+    confirmations = assertion.findall(f"{{{SAML}}}Subject/{{{SAML}}}SubjectConfirmation")
+    if len(confirmations) != 1 or confirmations[0].get("Method") != BEARER:
+        raise _invalid("The SAML assertion needs exactly one bearer SubjectConfirmation")
+    confirmation = confirmations[0].find(f"{{{SAML}}}SubjectConfirmationData")
+    if (
+        confirmation is None
+        or not confirmation.get("NotOnOrAfter")
+        or not confirmation.get("Recipient")
+    ):
+        raise _invalid("SubjectConfirmationData needs both NotOnOrAfter and Recipient")
     conditions = assertion.find(f"{{{SAML}}}Conditions")
     deadlines = [_time(confirmation.get("NotOnOrAfter"), "SubjectConfirmationData NotOnOrAfter")]
     if conditions is not None:

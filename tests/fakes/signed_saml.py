@@ -120,6 +120,7 @@ def saml_response(
     source_identity: str | None = None,
     attributes: dict[str, list[str]] | None = None,
     sign_what: str | None = "assertion",
+    before_signing: Callable[[etree._Element], None] | None = None,
     after_signing: Callable[[etree._Element], None] | None = None,
 ) -> str:
     """A base64 samlp:Response for AWS; `attributes` adds more (names relative to AWS's
@@ -158,6 +159,8 @@ def saml_response(
     </saml:Assertion>
     </samlp:Response>"""
     root = etree.fromstring(xml.encode())
+    if before_signing is not None:
+        before_signing(root)
     if sign_what == "assertion":
         sign(find(root, f"{{{SAML}}}Assertion"), idp)
     elif sign_what == "response":
