@@ -129,12 +129,17 @@ def register_idp(standin: AwsStandIn, idp: TestIdp, *accounts: str) -> list[str]
 
 @contextmanager
 def saml_world(
-    tmp: Path, *, sso_url: str = IDP_ENTITY + "/sso", **server: Any
+    tmp: Path,
+    *,
+    sso_url: str = IDP_ENTITY + "/sso",
+    standin: AwsStandIn | None = None,
+    **server: Any,
 ) -> Iterator[SamlWorld]:
     """A broker (uvicorn) with one SAML IdP (pysaml2) and the AWS stand-in; logs captured at
-    DEBUG and checked on the way out: no assertion, credential or sign-in token in any line."""
+    DEBUG and checked on the way out: no assertion, credential or sign-in token in any line.
+    `standin` replaces the default AWS stand-in (e.g. one with a short redemption window)."""
     idp = TestIdp(tmp / "idp", acs_url=BASE_URL + "/saml/acs", entity_id=IDP_ENTITY)
-    standin = AwsStandIn()
+    standin = standin or AwsStandIn()
     audit_path = tmp / "audit.jsonl"
     with capturing(BrokerLogs()) as logs, serve(standin) as standin_url:
         prod, analytics = register_idp(standin, idp, PROD, ANALYTICS)
