@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +18,7 @@ from lxml import etree
 
 from broker_demo.aws import AwsStandIn, serve, serve_asgi
 from tests.fakes.jwt_issuer import CLIENT_ID, Issuer, issuer_app
+from tests.fakes.servers import free_port, read_text, running, wait_for_http
 from tests.fakes.trust import (
     SET_SOURCE_IDENTITY,
     TAG_SESSION,
@@ -189,3 +192,28 @@ def test_plain_tokens_pass_without_tag_or_source_permissions(aws: Aws, issuer: I
     response = aws.post(issuer.token())
     assert response.status_code == 200, response.text
     assert b"PackedPolicySize" not in response.content
+
+
+def test_command_line_registers_providers_and_roles(issuer: Issuer, tmp_path: Path) -> None:
+    port = free_port()
+    provider = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer.url.removeprefix('http://')}"
+    trust = tmp_path / "trust.json"
+    trust.write_text(json.dumps(web_identity_trust(provider, [CLIENT_ID])))
+    command = [
+        *(sys.executable, "-m", "broker_demo.aws", "--port", str(port)),
+        *("--oidc", f"{issuer.url}={CLIENT_ID}", "--role", f"{ROLE}={trust},7200"),
+    ]
+    output = tmp_path / "standin.txt"
+    with running(command, output=output) as process:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(
+            f"{url}/_standin/calls",
+            timeout=20,
+            what="the stand-in",
+            alive=process,
+            output=read_text(output),
+        )
+        aws = Aws(AwsStandIn(), url, provider)
+        assert aws.post(issuer.token(), DurationSeconds="7200").status_code == 200
+        assert fault(aws.post(issuer.token(), OTHER_ROLE))[1] == "AccessDenied"
+    assert f"role {ROLE}" in output.read_text()
