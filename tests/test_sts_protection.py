@@ -30,6 +30,9 @@ pytestmark = pytest.mark.peers
 
 ACCOUNT = "111122223333"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/deployer"
+# Registered with a trust policy for another provider: STS answers AccessDenied.
+DENIED = f"arn:aws:iam::{ACCOUNT}:role/denied"
+OTHER_PROVIDER = f"arn:aws:iam::{ACCOUNT}:oidc-provider/other.example.com"
 OTHER_ROLE = "arn:aws:iam::444455556666:role/deployer"
 
 
@@ -59,6 +62,29 @@ class Seen:
         return None
 
 
+def standin_for_sts_tests(**kw: Any) -> AwsStandIn:
+    """The stand-in in its benchmark mode (any well-formed token, unregistered roles let
+    through: these tests are about the client, not trust), with one role whose trust policy
+    names another provider, for AccessDenied."""
+    aws = AwsStandIn(
+        verify_signatures=False, accept_any_issuer=True, allow_unregistered_roles=True, **kw
+    )
+    aws.register_role(
+        DENIED,
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Federated": OTHER_PROVIDER},
+                    "Action": "sts:AssumeRoleWithWebIdentity",
+                }
+            ],
+        },
+    )
+    return aws
+
+
 def token(subject: str = "ci") -> str:
     """A well-formed OIDC token; the stand-in runs in its accept-any-issuer mode, so what
     is under test is the calls, not the signature."""
@@ -78,7 +104,7 @@ def call(role: str = ROLE, subject: str = "ci", jwt_: str | None = None) -> StsC
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[tuple[AwsStandIn, str]]:
-    aws = AwsStandIn(verify_signatures=False, accept_any_issuer=True, latency_seconds=0.05)
+    aws = standin_for_sts_tests(latency_seconds=0.05)
     with serve(aws) as url:
         yield aws, url
 
@@ -166,13 +192,9 @@ async def test_without_single_flight_each_request_calls_sts(aws: AwsStandIn, url
 
 @pytest.mark.anyio
 async def test_waiters_on_one_call_all_get_its_refusal(aws: AwsStandIn, url: str) -> None:
-    aws.deny(ROLE)
-    try:
-        same = call()
-        async with client(url) as sts:
-            results = await burst(sts, [same] * 5)
-    finally:
-        aws.trust(ROLE)
+    same = call(role=DENIED)
+    async with client(url) as sts:
+        results = await burst(sts, [same] * 5)
     assert len(aws.calls) == 1
     assert all(isinstance(r, StsAccessDenied) for r in results)
     assert len({id(r) for r in results}) == 5
@@ -274,7 +296,7 @@ async def test_breaker_opens_on_a_closed_port_fails_fast_then_probes_and_closes(
         assert sts.calls == 3
         assert seen.refused == 10
         # STS comes back on the same address; after the cool-down one probe goes out.
-        aws = AwsStandIn(verify_signatures=False, accept_any_issuer=True)
+        aws = standin_for_sts_tests()
         with serve(aws, port=port):
             clock.advance(10)
             creds = await sts.assume(call(), duration=900)
@@ -313,23 +335,19 @@ async def test_breaker_opens_on_5xx_and_a_failed_probe_reopens_it(
 
 @pytest.mark.anyio
 async def test_the_callers_mistakes_never_open_the_breaker(aws: AwsStandIn, url: str) -> None:
-    aws.deny(ROLE)
-    try:
-        async with client(url, **BREAKER) as sts:
-            for i in range(5):
-                with pytest.raises(StsAccessDenied):
-                    await sts.assume(call(subject=f"d{i}"), duration=900)
-            for i in range(5):
-                with pytest.raises(StsRefused):
-                    await sts.assume(
-                        call(role=f"arn:aws:iam::{ACCOUNT}:user/not-a-role", subject=f"v{i}"),
-                        duration=900,
-                    )
-            aws.fail_next("Throttling", count=5)
-            for i in range(5):
-                with pytest.raises(StsThrottled):
-                    await sts.assume(call(subject=f"t{i}"), duration=900)
-            assert sts.breaker.state == "closed"
-    finally:
-        aws.trust(ROLE)
+    async with client(url, **BREAKER) as sts:
+        for i in range(5):
+            with pytest.raises(StsAccessDenied):
+                await sts.assume(call(role=DENIED, subject=f"d{i}"), duration=900)
+        for i in range(5):
+            with pytest.raises(StsRefused):
+                await sts.assume(
+                    call(role=f"arn:aws:iam::{ACCOUNT}:user/not-a-role", subject=f"v{i}"),
+                    duration=900,
+                )
+        aws.fail_next("Throttling", count=5)
+        for i in range(5):
+            with pytest.raises(StsThrottled):
+                await sts.assume(call(subject=f"t{i}"), duration=900)
+        assert sts.breaker.state == "closed"
     assert len(aws.calls) == 15

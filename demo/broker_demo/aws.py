@@ -1,20 +1,26 @@
 """A local AWS stand-in (STS, federation endpoint, a fake console) for tests and `broker demo`.
 
 It speaks AWS's real wire formats, checks what AWS checks (signatures, issuers, audiences,
-trust, parameter constraints) and records every call, so tests can assert what reached "AWS".
+the 5-minute SAML redemption window, role pairs, role trust policies, session limits,
+parameter constraints) and records every call, so tests can assert what reached "AWS".
+
+Like IAM, it knows only what was registered: SAML providers (their metadata or signing
+certificates), OIDC providers, and roles with a trust policy and a MaxSessionDuration. A role
+that was not registered does not exist, so assuming it is AccessDenied, as in AWS. The one
+exception is `allow_unregistered_roles=True`, for callers that are not about trust at all
+(the benchmark mode, `--no-verify`): an unregistered role is then assumed without a trust check.
+
 Run it alone with `python -m broker_demo.aws --port 9000 [--latency-ms N] [--no-verify]`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import logging
-import re
-from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -22,15 +28,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from broker_demo import iam
 from broker_demo.federation import FederationService
 from broker_demo.parameters import ROLE_ARN
-from broker_demo.serving import make_server, serve_asgi
+from broker_demo.serving import serve_asgi
 from broker_demo.state import (
     FederationCall,
-    OidcProvider,
     Registry,
-    RoleTrust,
-    SamlProvider,
     StsCall,
     StsFault,
     issuer_key,
@@ -43,8 +47,7 @@ __all__ = ["AwsStandIn", "FederationCall", "StsCall", "main", "serve", "serve_as
 
 log = logging.getLogger(__name__)
 PARTITIONS = ("aws", "aws-us-gov", "aws-cn")
-ACCOUNT = re.compile(r"\d{12}")
-SAML_PROVIDER_NAME = re.compile(r"[\w.-]{1,128}", re.ASCII)
+DEFAULT_ACCOUNT = "111122223333"
 _DEFAULT_MESSAGES = {
     "Throttling": "Rate exceeded",
     "ServiceUnavailable": "Service is unavailable. Please try again later.",
@@ -66,17 +69,23 @@ class AwsStandIn:
         latency_seconds: float = 0.0,
         verify_signatures: bool = True,
         accept_any_issuer: bool = False,
+        allow_unregistered_roles: bool = False,
+        saml_redemption_seconds: float = 300,
         http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         """`accept_any_issuer` (with `verify_signatures=False`: the benchmark mode) lets any
-        well-formed JWT or SAML response through without a registered provider.
-        `http_client` is used to fetch OIDC discovery and JWKS documents; `clock` returns
-        an aware UTC datetime."""
+        well-formed JWT or SAML response through without a registered provider;
+        `allow_unregistered_roles` assumes a role nobody registered without a trust check (see
+        the module docstring). `saml_redemption_seconds` is STS's window for redeeming a SAML
+        response after its IssueInstant (AWS: 5 minutes). `http_client` is used to fetch OIDC
+        discovery and JWKS documents; `clock` returns an aware UTC datetime."""
         if partition not in PARTITIONS:
             raise ValueError(f"partition must be one of {PARTITIONS}")
         if latency_seconds < 0:
             raise ValueError("latency_seconds must not be negative")
+        if saml_redemption_seconds <= 0:
+            raise ValueError("saml_redemption_seconds must be positive")
         self.partition = partition
         self.latency_seconds = latency_seconds
         self.verify_signatures = verify_signatures
@@ -96,6 +105,8 @@ class AwsStandIn:
             latency_seconds=latency_seconds,
             verify_signatures=verify_signatures,
             accept_any_issuer=accept_any_issuer,
+            allow_unregistered_roles=allow_unregistered_roles,
+            saml_redemption_window=timedelta(seconds=saml_redemption_seconds),
             web_identity=self._web_identity,
             clock=clock,
         )
@@ -142,72 +153,87 @@ class AwsStandIn:
         with self._registry.lock:
             return list(self._registry.sessions)
 
-    def _check_account(self, account_id: str) -> None:
-        if not ACCOUNT.fullmatch(account_id):
-            raise ValueError("account_id must be 12 digits")
-
     def register_oidc_provider(
-        self, issuer: str, client_ids: list[str], account_id: str = "111122223333"
+        self,
+        issuer: str,
+        client_ids: list[str],
+        account_id: str = DEFAULT_ACCOUNT,
+        *,
+        thumbprints: list[str] | tuple[str, ...] = (),
     ) -> str:
         """Like `aws iam create-open-id-connect-provider`; returns the provider ARN."""
-        self._check_account(account_id)
+        iam.check_account(account_id)
         if not issuer.startswith(("https://", "http://")) or not oidc_provider_path(issuer):
             raise ValueError("issuer must be an http(s) URL")
         arn = f"arn:{self.partition}:iam::{account_id}:oidc-provider/{oidc_provider_path(issuer)}"
-        provider = OidcProvider(arn, issuer_key(issuer), tuple(client_ids), account_id)
+        provider = iam.oidc_provider(arn, issuer_key(issuer), client_ids, account_id, thumbprints)
         with self._registry.lock:
             self._registry.oidc[(account_id, issuer_key(issuer))] = provider
         return arn
 
     def register_saml_provider(
-        self, name: str, certificates_pem: list[str], account_id: str = "111122223333"
+        self,
+        name: str,
+        certificates_pem: list[str] | None = None,
+        account_id: str = DEFAULT_ACCOUNT,
+        *,
+        metadata: str | bytes | None = None,
+        entity_id: str | None = None,
     ) -> str:
-        """Like `aws iam create-saml-provider` with the IdP's signing certificates; returns the ARN."""
-        self._check_account(account_id)
-        if not SAML_PROVIDER_NAME.fullmatch(name):
-            raise ValueError("SAML provider name must be 1-128 of [A-Za-z0-9_.-]")
-        if not certificates_pem:
-            raise ValueError("a SAML provider needs at least one signing certificate")
+        """Like `aws iam create-saml-provider`; returns the ARN. Give the IdP's `metadata`
+        (every signing certificate in it counts, and the assertion's Issuer must be its
+        entityID), or its signing `certificates_pem` and optionally its `entity_id`."""
+        iam.check_account(account_id)
+        if (metadata is None) == (certificates_pem is None):
+            raise ValueError("give either metadata or certificates_pem")
+        if metadata is not None:
+            if entity_id is not None:
+                raise ValueError("the metadata names the entity id")
+            entity_id, certificates = iam.read_metadata(metadata)
+        else:
+            certificates = tuple(certificates_pem or ())
         arn = f"arn:{self.partition}:iam::{account_id}:saml-provider/{name}"
+        provider = iam.saml_provider(arn, name, certificates, account_id, entity_id)
         with self._registry.lock:
-            self._registry.saml[arn] = SamlProvider(arn, name, tuple(certificates_pem), account_id)
+            self._registry.saml[arn] = provider
         return arn
 
-    def _role(self, role_arn: str) -> str:
-        match = ROLE_ARN.fullmatch(role_arn)
+    def register_role(
+        self,
+        arn: str,
+        trust_policy: str | Mapping[str, Any],
+        max_session_duration: int = iam.DEFAULT_MAX_SESSION,
+    ) -> str:
+        """Like `aws iam create-role --assume-role-policy-document … --max-session-duration …`
+        (a role registered again is replaced); returns the ARN."""
+        match = ROLE_ARN.fullmatch(arn)
         if match is None or match["partition"] != self.partition:
-            raise ValueError(f"not a role ARN in partition {self.partition}: {role_arn!r}")
-        return role_arn
-
-    def _update_trust(self, role_arn: str, change: Callable[[RoleTrust], RoleTrust]) -> None:
+            raise ValueError(f"not a role ARN in partition {self.partition}: {arn!r}")
+        role = iam.role(arn, match["account"], trust_policy, max_session_duration)
         with self._registry.lock:
-            self._registry.trusts[role_arn] = change(
-                self._registry.trusts.get(role_arn, RoleTrust())
-            )
+            self._registry.roles[arn] = role
+        return arn
 
-    def trust(
-        self, role_arn: str, *, subject_glob: str | None = None, saml_aud: str | None = None
-    ) -> None:
-        """Replace the role's trust-policy conditions (and lift a `deny`): the token's `sub`
-        (or the SAML NameID) must fnmatch `subject_glob`; the SAML SubjectConfirmationData
-        Recipient must equal `saml_aud`. Roles never given to trust() accept any verified proof."""
-        self._update_trust(
-            self._role(role_arn),
-            lambda t: dataclasses.replace(
-                t, subject_glob=subject_glob, saml_aud=saml_aud, deny_all=False
-            ),
-        )
+    def role(self, arn: str) -> iam.Role | None:
+        """The registered role, as `aws iam get-role` would show it."""
+        return self._registry.role(arn)
 
-    def deny(self, role_arn: str) -> None:
-        """This role's trust policy refuses everyone: AccessDenied."""
-        self._update_trust(self._role(role_arn), lambda t: dataclasses.replace(t, deny_all=True))
+    def update_trust_policy(self, arn: str, trust_policy: str | Mapping[str, Any]) -> None:
+        """Like `aws iam update-assume-role-policy`."""
+        self._update(arn, trust_policy=trust_policy)
 
-    def set_max_session_duration(self, role_arn: str, seconds: int) -> None:
-        """The role's MaxSessionDuration (default: no limit below STS's 43200)."""
-        if not 3600 <= seconds <= 43200:
-            raise ValueError("MaxSessionDuration is 3600 to 43200 seconds")
-        self._update_trust(
-            self._role(role_arn), lambda t: dataclasses.replace(t, max_session_seconds=seconds)
+    def set_max_session_duration(self, arn: str, seconds: int) -> None:
+        """Like `aws iam update-role --max-session-duration`."""
+        self._update(arn, max_session_duration=seconds)
+
+    def _update(self, arn: str, **changes: Any) -> None:
+        role = self._registry.role(arn)
+        if role is None:
+            raise ValueError(f"no role {arn!r} is registered")
+        self.register_role(
+            arn,
+            changes.get("trust_policy", role.trust_policy_document),
+            changes.get("max_session_duration", role.max_session_duration),
         )
 
     def fail_next(self, code: str, count: int = 1, status: int = 400) -> None:
@@ -217,7 +243,7 @@ class AwsStandIn:
             self._registry.failures.extend(StsFault(code, message, status) for _ in range(count))
 
     def reset(self) -> None:
-        """Forget recorded calls and pending injected failures (providers and trust stay)."""
+        """Forget recorded calls and pending injected failures (providers and roles stay)."""
         with self._registry.lock:
             self._registry.calls.clear()
             self._registry.federation_calls.clear()
@@ -247,67 +273,11 @@ def serve(standin: AwsStandIn, host: str = "127.0.0.1", port: int = 0) -> Iterat
             standin.base_url = previous
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m broker_demo.aws", description="Run the local AWS stand-in (not AWS)."
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9000)
-    parser.add_argument(
-        "--latency-ms", type=float, default=0.0, help="added to every STS/federation call"
-    )
-    parser.add_argument("--partition", choices=PARTITIONS, default="aws")
-    parser.add_argument(
-        "--no-verify",
-        action="store_true",
-        help="accept any well-formed token or SAML response: decode only, no signature or provider check",
-    )
-    parser.add_argument(
-        "--oidc",
-        action="append",
-        default=[],
-        metavar="ISSUER=CLIENT_ID[,CLIENT_ID]",
-        help="register an OIDC provider (repeatable)",
-    )
-    parser.add_argument(
-        "--saml",
-        action="append",
-        default=[],
-        metavar="NAME=CERT.pem",
-        help="register a SAML provider (repeatable)",
-    )
-    parser.add_argument(
-        "--account", default="111122223333", help="account for --oidc/--saml providers"
-    )
-    return parser.parse_args(argv)
-
-
 def main(argv: list[str] | None = None) -> None:
-    args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    standin = AwsStandIn(
-        partition=args.partition,
-        latency_seconds=args.latency_ms / 1000,
-        verify_signatures=not args.no_verify,
-        accept_any_issuer=args.no_verify,
-    )
-    for spec in args.oidc:
-        issuer, _, client_ids = spec.partition("=")
-        log.info(
-            "OIDC provider %s",
-            standin.register_oidc_provider(issuer, client_ids.split(","), args.account),
-        )
-    for spec in args.saml:
-        name, _, cert_file = spec.partition("=")
-        pem = Path(cert_file).read_text(encoding="ascii")
-        log.info("SAML provider %s", standin.register_saml_provider(name, [pem], args.account))
-    standin.base_url = f"http://{args.host}:{args.port}"
-    log.info(
-        "Local AWS stand-in (this is not AWS) on %s; signatures %s",
-        standin.base_url,
-        "NOT verified" if args.no_verify else "verified",
-    )
-    make_server(standin.app, args.host, args.port).run()
+    """`python -m broker_demo.aws`: see broker_demo.awscli."""
+    from broker_demo.awscli import run
+
+    run(argv)
 
 
 if __name__ == "__main__":

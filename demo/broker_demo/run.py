@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 # when the demo actually runs.
 if TYPE_CHECKING:
     from broker.config import Config
+    from broker_demo.aws import AwsStandIn
     from broker_demo.idp import DemoIdp
     from broker_demo.issuer import DemoIssuer
 
@@ -147,7 +148,9 @@ def run_demo(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = Fal
         stack.enter_context(serve_asgi(idp.app, host, idp_port))
         stack.enter_context(serve_asgi(issuer.app, host, issuer_port))
         for account in ACCOUNTS:
-            standin.register_saml_provider(SAML_IDP, [idp.cert_pem], account)
+            standin.register_saml_provider(
+                SAML_IDP, [idp.cert_pem], account, entity_id=idp.entity_id
+            )
         standin.register_oidc_provider(issuer.issuer, [AUDIENCE], PRODUCTION)
         data = demo_config(
             base_url=base_url,
@@ -157,6 +160,7 @@ def run_demo(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = Fal
             secret=secrets.token_urlsafe(32),
         )
         config = parse_config(data)
+        register_roles(standin, config)
         config_file = _write_config(stack, data)
         app = create_app(config)
         try:
@@ -177,6 +181,19 @@ def run_demo(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = Fal
                 time.sleep(3600)
     print("broker demo: stopped", flush=True)
     return 0
+
+
+def register_roles(standin: AwsStandIn, config: Config) -> None:
+    """Each demo role in the stand-in's IAM, trusting what `broker setup trust-policy` prints
+    for it: the SAML roles trust the demo IdP for assertions sent to the broker's ACS URL
+    (SAML:aud); the CI role trusts the demo issuer for its audience. Its rule tests
+    `repository` and `ref`, which IAM cannot see, so that policy is the
+    `--allow-any-subject` one: fine for a demo, refused by default for a real setup."""
+    from broker.setup.trust_policy import trust_policy
+
+    for name, role in config.roles.items():
+        document = trust_policy(config, name, allow_any_subject=True).document
+        standin.register_role(role.arn, document, max(3600, role.max_session_seconds))
 
 
 def _write_config(stack: contextlib.ExitStack, data: dict[str, Any]) -> Path:

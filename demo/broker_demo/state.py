@@ -1,4 +1,4 @@
-"""The stand-in's memory: registered providers, trust settings, issued sessions and the call log."""
+"""The stand-in's memory: its IAM (providers, roles), issued sessions and the call log."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ import string
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from broker_demo.iam import OidcProvider, Role, SamlProvider
 
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 _UPPER_ALNUM = string.ascii_uppercase + string.digits
@@ -56,32 +60,6 @@ class FederationCall:
     role_arn: str | None = None
     session_duration: int | None = None
     destination: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OidcProvider:
-    arn: str
-    issuer: str
-    client_ids: tuple[str, ...]
-    account_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class SamlProvider:
-    arn: str
-    name: str
-    certificates_pem: tuple[str, ...] = field(repr=False)
-    account_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class RoleTrust:
-    """The parts of a role's trust policy the stand-in models."""
-
-    subject_glob: str | None = None
-    saml_aud: str | None = None
-    deny_all: bool = False
-    max_session_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +126,7 @@ class Registry:
         self.lock = threading.Lock()
         self.oidc: dict[tuple[str, str], OidcProvider] = {}  # (account, issuer) -> provider
         self.saml: dict[str, SamlProvider] = {}  # provider ARN -> provider
-        self.trusts: dict[str, RoleTrust] = {}
+        self.roles: dict[str, Role] = {}  # role ARN -> role
         self.failures: list[StsFault] = []
         self.sessions: dict[str, IssuedSession] = {}
         self.signin_tokens: dict[str, SigninToken] = {}
@@ -168,9 +146,9 @@ class Registry:
         with self.lock:
             return self.failures.pop(0) if self.failures else None
 
-    def trust_for(self, role_arn: str) -> RoleTrust:
+    def role(self, role_arn: str) -> Role | None:
         with self.lock:
-            return self.trusts.get(role_arn, RoleTrust())
+            return self.roles.get(role_arn)
 
     def oidc_provider(self, account_id: str, issuer: str) -> OidcProvider | None:
         with self.lock:

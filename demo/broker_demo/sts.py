@@ -9,12 +9,18 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from fnmatch import fnmatchcase
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from broker_demo import samlassertion
+from broker_demo import limits, samlassertion
+from broker_demo.authorize import (
+    Caller,
+    access_denied,
+    authorize,
+    saml_caller,
+    web_identity_caller,
+)
 from broker_demo.parameters import (
     SAML_PROVIDER_ARN,
     SESSION_NAME,
@@ -31,10 +37,6 @@ VERSION = "2011-06-15"
 CREDENTIAL = re.compile(r"Credential=(?P<akid>[A-Z0-9]{16,128})/")
 
 
-def _access_denied(action: str) -> StsFault:
-    return StsFault("AccessDenied", f"Not authorized to perform sts:{action}", 403)
-
-
 def _issued(session: IssuedSession) -> list[Node]:
     credentials: list[Node] = [
         ("AccessKeyId", session.access_key_id),
@@ -49,11 +51,8 @@ def _issued(session: IssuedSession) -> list[Node]:
     return [("Credentials", credentials), ("AssumedRoleUser", user)]
 
 
-def _packed_size(seen: Seen) -> list[Node]:
-    if seen.policy is None and not seen.policy_arns:
-        return []
-    size = (len(seen.policy or "") + 60 * len(seen.policy_arns)) * 100 // 2048
-    return [("PackedPolicySize", str(max(1, size)))]
+def _packed_size(percent: int) -> list[Node]:
+    return [("PackedPolicySize", str(percent))] if percent else []
 
 
 class StsService:
@@ -67,10 +66,14 @@ class StsService:
         latency_seconds: float,
         verify_signatures: bool,
         accept_any_issuer: bool,
+        allow_unregistered_roles: bool,
+        saml_redemption_window: timedelta,
         web_identity: WebIdentityVerifier,
         clock: Callable[[], datetime],
     ) -> None:
         self._registry = registry
+        self._allow_unregistered = allow_unregistered_roles
+        self._redemption_window = saml_redemption_window
         self._partition = partition
         self._latency = latency_seconds
         self._verify = verify_signatures
@@ -118,27 +121,35 @@ class StsService:
         self,
         role: Role,
         session_name: str,
+        seen: Seen,
         duration: int,
         now: datetime,
-        cap: datetime | None = None,
-    ) -> IssuedSession:
-        limit = self._registry.trust_for(role.arn).max_session_seconds
-        if limit is not None and duration > limit:
-            raise StsFault(
-                "ValidationError",
-                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
-            )
-        expiration = now + timedelta(seconds=duration)
-        if cap is not None and cap < expiration:
-            expiration = cap
-        return self._registry.issue_session(
+        caller: Caller,
+        *,
+        saml_session_duration: int | None = None,
+        not_on_or_after: datetime | None = None,
+    ) -> tuple[IssuedSession, int]:
+        """The role's trust, its MaxSessionDuration, the packed size; then credentials."""
+        registered = authorize(
+            self._registry, role.arn, caller, allow_unregistered=self._allow_unregistered
+        )
+        ends = limits.session_end(
+            now,
+            duration,
+            registered.max_session_duration if registered else 43200,
+            saml_session_duration=saml_session_duration,
+            not_on_or_after=not_on_or_after,
+        )
+        packed = limits.packed_percent(seen.policy, seen.policy_arns, caller.tags)
+        issued = self._registry.issue_session(
             partition=self._partition,
             role_arn=role.arn,
             account_id=role.account,
             role_name=role.name,
             session_name=session_name,
-            expiration=expiration,
+            expiration=ends,
         )
+        return issued, packed
 
     async def _web_identity_call(
         self, params: dict[str, str], seen: Seen, now: datetime
@@ -152,16 +163,13 @@ class StsService:
         role = check_role_and_policies(params, seen, self._partition)
         verified = await self._web_identity.verify(token, account_id=role.account, now=now)
         seen.subject = verified.subject
-        trust = self._registry.trust_for(role.arn)
-        if trust.deny_all or (
-            trust.subject_glob is not None and not fnmatchcase(verified.subject, trust.subject_glob)
-        ):
-            raise _access_denied("AssumeRoleWithWebIdentity")
-        issued = self._issue(role, session_name, duration, now)
+        issued, packed = self._issue(
+            role, session_name, seen, duration, now, web_identity_caller(verified)
+        )
         result: list[Node] = [
             *_issued(issued),
             ("SubjectFromWebIdentityToken", verified.subject),
-            *_packed_size(seen),
+            *_packed_size(packed),
             ("Provider", verified.provider.arn),
             ("Audience", verified.audience),
         ]
@@ -186,39 +194,42 @@ class StsService:
                 f"No SAML provider found in your account for {principal_arn}",
             )
         if found["account"] != role.account:
-            raise _access_denied("AssumeRoleWithSAML")
+            raise access_denied("AssumeRoleWithSAML")
         assertion = samlassertion.verify_assertion(
-            encoded, provider if self._verify else None, partition=self._partition, now=now
+            encoded,
+            provider if self._verify else None,
+            partition=self._partition,
+            now=now,
+            redemption_window=self._redemption_window,
         )
         seen.subject = assertion.subject
-        seen.session_name = assertion.session_name
-        trust = self._registry.trust_for(role.arn)
-        # The pair must be one the IdP signed; then the role's trust policy conditions.
-        if (
-            (role.arn, principal_arn) not in assertion.roles
-            or trust.deny_all
-            or (trust.saml_aud is not None and assertion.recipient != trust.saml_aud)
-            or (
-                trust.subject_glob is not None
-                and not fnmatchcase(assertion.subject, trust.subject_glob)
-            )
-        ):
-            raise _access_denied("AssumeRoleWithSAML")
-        issued = self._issue(
-            role, assertion.session_name, duration, now, assertion.session_not_on_or_after
+        seen.session_name = assertion.aws.session_name
+        # The pair must be one the IdP signed (id_roles_providers_create_saml_assertions.md:
+        # the Role attribute lists the role/provider pairs the user may assume).
+        if (role.arn, principal_arn) not in assertion.aws.roles:
+            raise access_denied("AssumeRoleWithSAML")
+        issued, packed = self._issue(
+            role,
+            assertion.aws.session_name,
+            seen,
+            duration,
+            now,
+            saml_caller(assertion, principal_arn, role.account, found["name"]),
+            saml_session_duration=assertion.aws.session_duration,
+            not_on_or_after=assertion.session_not_on_or_after,
         )
         qualifier = samlassertion.name_qualifier(assertion.issuer, role.account, found["name"])
         result: list[Node] = [
             *_issued(issued),
-            *_packed_size(seen),
+            *_packed_size(packed),
             ("Audience", assertion.recipient or ""),
             ("Issuer", assertion.issuer),
             ("NameQualifier", qualifier),
             ("Subject", assertion.subject),
             ("SubjectType", samlassertion.subject_type(assertion.subject_format)),
         ]
-        if assertion.source_identity is not None:
-            result.append(("SourceIdentity", assertion.source_identity))
+        if assertion.aws.source_identity is not None:
+            result.append(("SourceIdentity", assertion.aws.source_identity))
         return result
 
     def _caller_identity(self, request: Request, seen: Seen, now: datetime) -> list[Node]:

@@ -1,15 +1,22 @@
-"""How the stand-in's STS checks an OIDC web identity token: issuer, signature (JWKS), expiry, audience."""
+"""How the stand-in's STS checks an OIDC web identity token: issuer, signature (JWKS), expiry, audience, AWS claims.
+
+The AWS claims (id_session-tags.md, id_credentials_temp_control-access_monitor.md):
+`https://aws.amazon.com/tags` holds `principal_tags` ({key: [value]}) and `transitive_tag_keys`;
+`https://aws.amazon.com/source_identity` holds the SourceIdentity. Both are checked by `limits`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import jwt
 
-from broker_demo.state import OidcProvider, Registry, StsFault, issuer_key, oidc_provider_path
+from broker_demo import limits
+from broker_demo.iam import OidcProvider
+from broker_demo.state import Registry, StsFault, issuer_key, oidc_provider_path
 
 # STS accepts only asymmetric signatures: a shared-secret or unsigned token proves nothing.
 ALGORITHMS = frozenset(
@@ -20,6 +27,8 @@ _FETCH_FAILED = (
     "please reference AssumeRoleWithWebIdentity documentation for requirements"
 )
 NOT_BEFORE_SKEW_SECONDS = 60
+TAGS_CLAIM = "https://aws.amazon.com/tags"
+SOURCE_IDENTITY_CLAIM = "https://aws.amazon.com/source_identity"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +38,8 @@ class VerifiedToken:
     subject: str
     audience: str
     source_identity: str | None
+    claims: dict[str, Any]  # for the trust policy's condition keys (aud, sub, amr, azp)
+    tags: limits.SessionTags = field(default_factory=limits.SessionTags)
 
 
 def _invalid(message: str) -> StsFault:
@@ -37,6 +48,27 @@ def _invalid(message: str) -> StsFault:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _session_tags(claim: object) -> limits.SessionTags:
+    if claim is None:
+        return limits.SessionTags()
+    bad = StsFault("ValidationError", "Unable to validate tags: malformed tags claim")
+    if not isinstance(claim, dict):
+        raise bad
+    principal_tags = claim.get("principal_tags", {})
+    transitive = claim.get("transitive_tag_keys", [])
+    if not isinstance(principal_tags, dict) or not isinstance(transitive, list):
+        raise bad
+    tags: list[tuple[str, list[str]]] = []
+    for key, values in principal_tags.items():
+        listed = values if isinstance(values, list) else [values]
+        if not all(isinstance(v, str) for v in listed):
+            raise bad
+        tags.append((str(key), [str(v) for v in listed]))
+    if not all(isinstance(k, str) for k in transitive):
+        raise bad
+    return limits.session_tags(tags, [str(k) for k in transitive])
 
 
 class WebIdentityVerifier:
@@ -124,13 +156,17 @@ class WebIdentityVerifier:
             audience = audiences[0]
         else:
             raise _invalid("Incorrect token audience")
-        source = claims.get("https://aws.amazon.com/source_identity")
+        source = claims.get(SOURCE_IDENTITY_CLAIM)
+        if source is not None and not isinstance(source, str):
+            raise _invalid("The source_identity claim must be a string")
         return VerifiedToken(
             provider=provider,
             issuer=provider.issuer,
             subject=subject,
             audience=audience,
-            source_identity=source if isinstance(source, str) else None,
+            source_identity=limits.source_identity(source),
+            claims=claims,
+            tags=_session_tags(claims.get(TAGS_CLAIM)),
         )
 
     async def _check_signature(self, token: str, header: dict[str, Any], issuer: str) -> None:

@@ -5,6 +5,8 @@ cookie, and another site's link to the console asks first."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -24,7 +26,8 @@ def world(
 ) -> Iterator[tuple[SamlWorld, str]]:
     pages = IdpPages()
     tmp = tmp_path_factory.mktemp(f"cross-site-{request.param}")
-    tls, server = None, {}
+    tls: tuple[Path, Path] | None = None
+    server: dict[str, Any] = {}
     if request.param == "https":
         tls = Pki.create(tmp / "pki", "broker").tls_files()
         server = {"base_url": "https://127.0.0.1:8443"}

@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from pathlib import Path
@@ -23,19 +23,20 @@ import httpx
 import jwt
 import lxml.html
 import pytest
-import xmlsec
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 from lxml import etree
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from broker_demo.aws import AwsStandIn, serve, serve_asgi
+from tests.fakes.jwt_issuer import CLIENT_ID, Issuer, issuer_app
 from tests.fakes.servers import free_port, read_text, running, wait_for_http
+from tests.fakes.signed_saml import ACS, SAML, SigningIdp, find, make_idp, saml_response
+from tests.fakes.trust import (
+    SET_SOURCE_IDENTITY,
+    TAG_SESSION,
+    policy,
+    saml_trust,
+    web_identity_trust,
+)
 
 pytestmark = pytest.mark.peers
 
@@ -43,58 +44,7 @@ NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 ACCOUNT = "111122223333"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/deploy"
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/team/admin"
-CLIENT_ID = "sts.amazonaws.com"
 NO_RETRY = botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1})
-
-
-# ---------------------------------------------------------------- an OIDC issuer peer
-
-
-@dataclass
-class Issuer:
-    """A tiny OIDC issuer: discovery + JWKS over HTTP, keys generated per run."""
-
-    url: str = ""
-    keys: dict[str, Any] = field(default_factory=dict)  # kid -> private key
-    published: list[str] = field(default_factory=list)  # kids in the JWKS
-    fetches: int = 0
-
-    def jwks(self) -> dict[str, Any]:
-        out = []
-        for kid in self.published:
-            key = self.keys[kid]
-            algo = (
-                jwt.algorithms.RSAAlgorithm
-                if isinstance(key, rsa.RSAPrivateKey)
-                else jwt.algorithms.ECAlgorithm
-            )
-            jwk = json.loads(algo.to_jwk(key.public_key()))
-            out.append({**jwk, "kid": kid, "use": "sig"})
-        return {"keys": out}
-
-    def token(
-        self, *, kid: str = "rsa1", alg: str = "RS256", key: Any = None, **claims: Any
-    ) -> str:
-        now = int(time.time())
-        body = {"iss": self.url, "sub": "repo:acme/app:ref:refs/heads/main", "aud": CLIENT_ID}
-        body |= {"iat": now, "exp": now + 300} | claims
-        signing_key = key if key is not None else self.keys[kid]
-        return jwt.encode(
-            {k: v for k, v in body.items() if v is not None}, signing_key, alg, {"kid": kid}
-        )
-
-
-def _issuer_app(issuer: Issuer) -> Starlette:
-    async def discovery(request: Request) -> JSONResponse:
-        return JSONResponse({"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"})
-
-    async def jwks(request: Request) -> JSONResponse:
-        issuer.fetches += 1
-        return JSONResponse(issuer.jwks())
-
-    return Starlette(
-        routes=[Route("/.well-known/openid-configuration", discovery), Route("/jwks", jwks)]
-    )
 
 
 @pytest.fixture(scope="module")
@@ -106,15 +56,29 @@ def issuer() -> Iterator[Issuer]:
         },
         published=["rsa1", "ec1"],
     )
-    with serve_asgi(_issuer_app(peer)) as url:
+    with serve_asgi(issuer_app(peer)) as url:
         peer.url = url
         yield peer
+
+
+SAML_PROVIDER = f"arn:aws:iam::{ACCOUNT}:saml-provider/corp-idp"
+
+
+def register_roles(aws: AwsStandIn, oidc_provider: str, partition: str = "aws") -> None:
+    """ROLE and ADMIN trust the test issuer (any subject, our client id) and the corp-idp SAML
+    provider, and let them tag sessions and set a source identity."""
+    extra = (TAG_SESSION, SET_SOURCE_IDENTITY)
+    saml = saml_trust(SAML_PROVIDER.replace("arn:aws:", f"arn:{partition}:"), extra_actions=extra)
+    web = web_identity_trust(oidc_provider, [CLIENT_ID], extra_actions=extra)
+    document = policy(*web["Statement"], *saml["Statement"])
+    for role in (ROLE, ADMIN):
+        aws.register_role(role.replace("arn:aws:", f"arn:{partition}:"), document, 43200)
 
 
 @pytest.fixture
 def standin(issuer: Issuer) -> AwsStandIn:
     aws = AwsStandIn()
-    aws.register_oidc_provider(issuer.url, ["other-client", CLIENT_ID])
+    register_roles(aws, aws.register_oidc_provider(issuer.url, ["other-client", CLIENT_ID]))
     return aws
 
 
@@ -461,8 +425,21 @@ def test_max_session_duration(standin: AwsStandIn, url: str, issuer: Issuer) -> 
         assume(url, issuer.token(), DurationSeconds=3601)
 
 
+def _deny_everyone(standin: AwsStandIn, role: str) -> None:
+    """An explicit Deny next to the role's Allow statements: Deny wins."""
+    current = standin.role(role)
+    assert current is not None
+    document = current.trust_policy_document
+    deny = {
+        "Effect": "Deny",
+        "Principal": {"Federated": [s["Principal"]["Federated"] for s in document["Statement"]]},
+        "Action": "sts:*",
+    }
+    standin.update_trust_policy(role, policy(*document["Statement"], deny))
+
+
 def test_deny_refuses_everyone(standin: AwsStandIn, url: str, issuer: Issuer) -> None:
-    standin.deny(ROLE)
+    _deny_everyone(standin, ROLE)
     response = post(
         url,
         Action="AssumeRoleWithWebIdentity",
@@ -481,7 +458,12 @@ def test_deny_refuses_everyone(standin: AwsStandIn, url: str, issuer: Issuer) ->
 
 
 def test_trust_subject_glob(standin: AwsStandIn, url: str, issuer: Issuer) -> None:
-    standin.trust(ROLE, subject_glob="repo:acme/*:ref:refs/heads/main")
+    provider = assume(url, issuer.token())["Provider"]
+    standin.update_trust_policy(
+        ROLE,
+        web_identity_trust(provider, [CLIENT_ID], subject_like="repo:acme/*:ref:refs/heads/main"),
+    )
+    standin.reset()
     assume(url, issuer.token())
     with pytest.raises(botocore.exceptions.ClientError) as info:
         assume(url, issuer.token(sub="repo:evil/app:ref:refs/heads/main"))
@@ -502,7 +484,7 @@ def test_injected_http_client(issuer: Issuer) -> None:
         return httpx.Response(200, json=issuer.jwks())
 
     aws = AwsStandIn(http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)))
-    aws.register_oidc_provider("https://idp.test", [CLIENT_ID])
+    register_roles(aws, aws.register_oidc_provider("https://idp.test", [CLIENT_ID]))
     with serve(aws) as base:
         result = assume(base, issuer.token(iss="https://idp.test"))
     assert result["Provider"] == f"arn:aws:iam::{ACCOUNT}:oidc-provider/idp.test"
@@ -647,127 +629,7 @@ def test_calls_endpoint(url: str, issuer: Issuer) -> None:
 
 # ---------------------------------------------------------------- AssumeRoleWithSAML
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
-ACS = "https://signin.aws.amazon.com/saml"
 BROKER_ACS = "https://broker.example.com/saml/acs"
-ATTR = "https://aws.amazon.com/SAML/Attributes/"
-
-
-@dataclass(frozen=True)
-class SigningIdp:
-    key_pem: bytes = field(repr=False)
-    cert_pem: str
-
-
-def make_idp(name: str) -> SigningIdp:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return SigningIdp(key_pem, cert.public_bytes(serialization.Encoding.PEM).decode())
-
-
-def _find(root: etree._Element, path: str) -> etree._Element:
-    found = root.find(path)
-    assert found is not None, path
-    return found
-
-
-def _sign(element: etree._Element, idp: SigningIdp) -> None:
-    """Enveloped XML-DSig (RSA-SHA256, exc-c14n) placed right after the element's Issuer."""
-    signature = xmlsec.template.create(
-        element, xmlsec.constants.TransformExclC14N, xmlsec.constants.TransformRsaSha256, ns="ds"
-    )
-    _find(element, f"{{{SAML}}}Issuer").addnext(signature)
-    reference = xmlsec.template.add_reference(
-        signature, xmlsec.constants.TransformSha256, uri=f"#{element.get('ID')}"
-    )
-    xmlsec.template.add_transform(reference, xmlsec.constants.TransformEnveloped)
-    xmlsec.template.add_transform(reference, xmlsec.constants.TransformExclC14N)
-    xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(signature))
-    ctx = xmlsec.SignatureContext()
-    ctx.register_id(element, "ID")
-    key = xmlsec.Key.from_memory(idp.key_pem, xmlsec.constants.KeyDataFormatPem)
-    key.load_cert_from_memory(idp.cert_pem.encode(), xmlsec.constants.KeyDataFormatCertPem)
-    ctx.key = key
-    ctx.sign(signature)
-
-
-def _xs(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def saml_response(
-    idp: SigningIdp,
-    *,
-    roles: list[str],
-    session_name: str | None = "alice@example.com",
-    recipient: str = ACS,
-    audience: str = "urn:amazon:webservices",
-    lifetime: timedelta = timedelta(minutes=5),
-    session_not_on_or_after: datetime | None = None,
-    source_identity: str | None = None,
-    sign: str | None = "assertion",
-    after_signing: Callable[[etree._Element], None] | None = None,
-) -> str:
-    now = datetime.now(UTC)
-    until = _xs(now + lifetime)
-    attributes = [(ATTR + "Role", roles)]
-    if session_name is not None:
-        attributes.append((ATTR + "RoleSessionName", [session_name]))
-    if source_identity is not None:
-        attributes.append((ATTR + "SourceIdentity", [source_identity]))
-    attribute_xml = "".join(
-        f'<saml:Attribute Name="{name}">'
-        + "".join(f"<saml:AttributeValue>{value}</saml:AttributeValue>" for value in values)
-        + "</saml:Attribute>"
-        for name, values in attributes
-    )
-    session_end = (
-        f' SessionNotOnOrAfter="{_xs(session_not_on_or_after)}"' if session_not_on_or_after else ""
-    )
-    xml = f"""<samlp:Response xmlns:samlp="{SAMLP}" xmlns:saml="{SAML}" ID="_r{uuid.uuid4().hex}"
-      Version="2.0" IssueInstant="{_xs(now)}" Destination="{recipient}">
-    <saml:Issuer>https://idp.example.com/metadata</saml:Issuer>
-    <samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>
-    <saml:Assertion ID="_a{uuid.uuid4().hex}" Version="2.0" IssueInstant="{_xs(now)}">
-      <saml:Issuer>https://idp.example.com/metadata</saml:Issuer>
-      <saml:Subject>
-        <saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">alice-0001</saml:NameID>
-        <saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer">
-          <saml:SubjectConfirmationData NotOnOrAfter="{until}" Recipient="{recipient}"/>
-        </saml:SubjectConfirmation>
-      </saml:Subject>
-      <saml:Conditions NotBefore="{_xs(now - timedelta(minutes=1))}" NotOnOrAfter="{until}">
-        <saml:AudienceRestriction><saml:Audience>{audience}</saml:Audience></saml:AudienceRestriction>
-      </saml:Conditions>
-      <saml:AuthnStatement AuthnInstant="{_xs(now)}"{session_end}>
-        <saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:Password</saml:AuthnContextClassRef></saml:AuthnContext>
-      </saml:AuthnStatement>
-      <saml:AttributeStatement>{attribute_xml}</saml:AttributeStatement>
-    </saml:Assertion>
-    </samlp:Response>"""
-    root = etree.fromstring(xml.encode())
-    if sign == "assertion":
-        _sign(_find(root, f"{{{SAML}}}Assertion"), idp)
-    elif sign == "response":
-        _sign(root, idp)
-    if after_signing is not None:
-        after_signing(root)
-    return base64.b64encode(etree.tostring(root)).decode()
 
 
 @pytest.fixture(scope="module")
@@ -821,7 +683,7 @@ def test_saml_success_with_several_roles(
 
 
 def test_saml_response_level_signature(url: str, idp: SigningIdp, provider: str) -> None:
-    assertion = saml_response(idp, roles=[f"{ROLE},{provider}"], sign="response")
+    assertion = saml_response(idp, roles=[f"{ROLE},{provider}"], sign_what="response")
     assert assume_saml(url, assertion, provider)["Subject"] == "alice-0001"
 
 
@@ -837,13 +699,13 @@ def test_saml_session_not_on_or_after_caps_expiration(
 
 
 def _add_role(root: etree._Element) -> None:
-    value = _find(root, f".//{{{SAML}}}AttributeValue")
+    value = find(root, f".//{{{SAML}}}AttributeValue")
     value.text = (value.text or "").replace("deploy", "team/admin")
 
 
 def _wrap(root: etree._Element) -> None:
     """Signature wrapping: a forged, unsigned assertion next to the genuine signed one."""
-    forged = etree.fromstring(etree.tostring(_find(root, f"{{{SAML}}}Assertion")))
+    forged = etree.fromstring(etree.tostring(find(root, f"{{{SAML}}}Assertion")))
     forged.set("ID", "_forged")
     root.append(forged)
 
@@ -879,7 +741,7 @@ SAML_CASES = [
     ),
     SamlCase(
         "unsigned",
-        lambda i, p: saml_response(i, roles=[f"{ROLE},{p}"], sign=None),
+        lambda i, p: saml_response(i, roles=[f"{ROLE},{p}"], sign_what=None),
         "InvalidIdentityToken",
         message="signature invalid",
     ),
@@ -970,7 +832,7 @@ def test_saml_rejections(
 def test_saml_trust_conditions(
     standin: AwsStandIn, url: str, idp: SigningIdp, provider: str
 ) -> None:
-    standin.trust(ROLE, saml_aud=BROKER_ACS)
+    standin.update_trust_policy(ROLE, saml_trust(provider, BROKER_ACS))
     with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
         assume_saml(url, saml_response(idp, roles=[f"{ROLE},{provider}"]), provider)
     assert (
@@ -979,7 +841,7 @@ def test_saml_trust_conditions(
         )["Audience"]
         == BROKER_ACS
     )
-    standin.deny(ROLE)
+    _deny_everyone(standin, ROLE)
     with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
         assume_saml(
             url, saml_response(idp, roles=[f"{ROLE},{provider}"], recipient=BROKER_ACS), provider
@@ -1106,7 +968,7 @@ def test_get_signin_token_needs_issued_credentials(url: str, issuer: Issuer) -> 
 def test_signin_token_expires_after_15_minutes(issuer: Issuer) -> None:
     now = [datetime.now(UTC)]
     aws = AwsStandIn(clock=lambda: now[0])
-    aws.register_oidc_provider(issuer.url, [CLIENT_ID])
+    register_roles(aws, aws.register_oidc_provider(issuer.url, [CLIENT_ID]))
     with serve(aws) as base, httpx.Client() as browser:
         creds = assume(base, issuer.token())["Credentials"]
         token = _signin_token(base, creds).json()["SigninToken"]
@@ -1116,7 +978,7 @@ def test_signin_token_expires_after_15_minutes(issuer: Issuer) -> None:
 
 def test_partition_console_hosts(issuer: Issuer) -> None:
     aws = AwsStandIn(partition="aws-us-gov")
-    aws.register_oidc_provider(issuer.url, [CLIENT_ID])
+    register_roles(aws, aws.register_oidc_provider(issuer.url, [CLIENT_ID]), "aws-us-gov")
     role = f"arn:aws-us-gov:iam::{ACCOUNT}:role/deploy"
     with serve(aws) as base, httpx.Client(follow_redirects=True) as browser:
         result = assume(base, issuer.token(), role=role)

@@ -21,6 +21,7 @@ from broker_demo.aws import AwsStandIn, serve
 from tests.fakes.logs import BrokerLogs, assert_nothing_leaked, capturing, read_audit
 from tests.fakes.saml_idp import TestIdp
 from tests.fakes.servers import serve_app
+from tests.fakes.trust import register_configured_roles
 
 PROD, ANALYTICS = "111122223333", "444455556666"
 DEPLOYER = f"arn:aws:iam::{PROD}:role/deployer"
@@ -135,25 +136,38 @@ class SamlWorld:
             return browser.get(location)
 
 
+def register_idp(standin: AwsStandIn, idp: TestIdp, *accounts: str) -> list[str]:
+    """The IdP as an IAM SAML provider named "corp" in each account, from its metadata."""
+    metadata = idp.metadata()
+    return [
+        standin.register_saml_provider("corp", account_id=a, metadata=metadata) for a in accounts
+    ]
+
+
 @contextmanager
 def saml_world(
     tmp: Path,
     *,
     sso_url: str = IDP_ENTITY + "/sso",
     tls: tuple[Path, Path] | None = None,
+    standin: AwsStandIn | None = None,
     **server: Any,
 ) -> Iterator[SamlWorld]:
     """A broker (uvicorn) with one SAML IdP (pysaml2) and the AWS stand-in; logs captured at
-    DEBUG and checked on the way out: no assertion, credential or sign-in token in any line."""
+    DEBUG and checked on the way out: no assertion, credential or sign-in token in any line.
+    `standin` replaces the default AWS stand-in (e.g. one with a short redemption window)."""
     base_url = server.get("base_url", BASE_URL)
     idp = TestIdp(tmp / "idp", acs_url=base_url + "/saml/acs", entity_id=IDP_ENTITY)
-    standin = AwsStandIn()
+    standin = standin or AwsStandIn()
     audit_path = tmp / "audit.jsonl"
     with capturing(BrokerLogs()) as logs, serve(standin) as standin_url:
-        prod = standin.register_saml_provider("corp", [idp.key.cert_pem], PROD)
-        analytics = standin.register_saml_provider("corp", [idp.key.cert_pem], ANALYTICS)
+        prod, analytics = register_idp(standin, idp, PROD, ANALYTICS)
         pairs = [f"{DEPLOYER},{prod}", f"{ADMIN},{prod}", f"{READER},{analytics}"]
-        app = create_app(world_config(idp, standin_url, audit_path, sso_url, **server))
+        config = world_config(idp, standin_url, audit_path, sso_url, **server)
+        # What an operator sets up in IAM: the roles trust "corp" for assertions sent to the
+        # broker's ACS URL (SAML:aud), as `broker setup trust-policy --idp corp` prints.
+        register_configured_roles(standin, config, idp="corp")
+        app = create_app(config)
         with serve_app(app, tls=tls) as url:
             world = SamlWorld(url, idp, standin, standin_url, logs, audit_path, pairs, app)
             yield world

@@ -11,6 +11,7 @@ from broker_demo.aws import AwsStandIn, serve
 from tests.fakes.logs import LogCapture, assert_nothing_leaked, capturing
 from tests.fakes.oidc_world import ACCOUNT, AUDIENCES, OTHER_ACCOUNT, Flow, flow_config
 from tests.fakes.servers import serve_app
+from tests.fakes.trust import register_configured_roles
 from tests.peers.oidc_provider import OidcProviderPeer
 
 
@@ -31,8 +32,12 @@ def flow(
     aws.register_oidc_provider(oidc_provider.issuer, AUDIENCES, account_id=ACCOUNT)
     aws.register_oidc_provider(oidc_provider.issuer, AUDIENCES, account_id=OTHER_ACCOUNT)
     audit_path = tmp_path_factory.mktemp("audit") / "audit.jsonl"
+    config = flow_config(oidc_provider.issuer, aws_url, audit_path)
+    # The flows' rules test claims IAM cannot see (team, groups): trust any subject the
+    # issuer signs for our audience, as `broker setup trust-policy --allow-any-subject` prints.
+    register_configured_roles(aws, config)
     with capturing(LogCapture()) as logs:
-        app = create_app(flow_config(oidc_provider.issuer, aws_url, audit_path))
+        app = create_app(config)
         with serve_app(app) as url:
             f = Flow(url, aws, aws_url, oidc_provider, audit_path, logs)
             yield f

@@ -19,6 +19,7 @@ import pytest
 
 from tests.fakes.oidc_world import DEPLOYER, READER, Flow
 from tests.fakes.tokens import forge, hs256_with_public_key, unsigned
+from tests.fakes.trust import web_identity_trust
 
 pytestmark = pytest.mark.peers
 
@@ -379,11 +380,16 @@ def test_jku_is_never_followed(flow: Flow) -> None:
 
 
 def test_sts_access_denied_is_actionable(flow: Flow) -> None:
-    flow.standin.deny(DEPLOYER)
+    role = flow.standin.role(DEPLOYER)
+    assert role is not None
+    trusted = role.trust_policy_document
+    # A trust policy for another provider: STS refuses this issuer's tokens for the role.
+    other = "arn:aws:iam::111122223333:oidc-provider/elsewhere.example.com"
+    flow.standin.update_trust_policy(DEPLOYER, web_identity_trust(other, ["sts.amazonaws.com"]))
     try:
         r = creds_request(flow, flow.token(DEPLOY))
     finally:
-        flow.standin.trust(DEPLOYER)
+        flow.standin.update_trust_policy(DEPLOYER, trusted)
     assert r.status_code == 403
     problem = r.json()
     assert problem["code"] == "StsAccessDenied"

@@ -13,8 +13,17 @@ from broker.app import create_app
 from broker.config import StoreSettings
 from broker_demo.aws import AwsStandIn, serve
 from tests.fakes.saml_idp import TestIdp
-from tests.fakes.saml_world import ADMIN, BASE_URL, DEPLOYER, IDP_ENTITY, PROD, world_config
+from tests.fakes.saml_world import (
+    ADMIN,
+    BASE_URL,
+    DEPLOYER,
+    IDP_ENTITY,
+    PROD,
+    register_idp,
+    world_config,
+)
 from tests.fakes.servers import serve_app
+from tests.fakes.trust import register_configured_roles
 
 pytestmark = pytest.mark.peers
 
@@ -28,7 +37,7 @@ def replicas(
     standin = AwsStandIn()
     with ExitStack() as stack:
         standin_url = stack.enter_context(serve(standin))
-        provider = standin.register_saml_provider("corp", [idp.key.cert_pem], PROD)
+        [provider] = register_idp(standin, idp, PROD)
         pairs = [f"{DEPLOYER},{provider}", f"{ADMIN},{provider}"]
         config = world_config(
             idp,
@@ -40,6 +49,7 @@ def replicas(
         config = config.model_copy(
             update={"store": StoreSettings(url=redis_url, key_prefix="replicas:")}
         )
+        register_configured_roles(standin, config, idp="corp")
         urls = []
         for _ in range(2):
             app = create_app(config)
