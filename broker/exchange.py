@@ -11,6 +11,7 @@ from broker.aws.sts import StsClient
 from broker.config import Config
 from broker.errors import NoRoleGranted, RoleNotGranted, RoleSelectionRequired
 from broker.identity import Identity, Issued, RoleGrant
+from broker.issuer.mint import AssertionIssuer, mint
 from broker.mapping import Decision, map_roles
 
 
@@ -18,9 +19,12 @@ class Exchange:
     """Map → choose → STS, recorded on the caller's audit trail. Nothing here knows which
     protocol the identity came in with: its proof names the STS call that redeems it."""
 
-    def __init__(self, config: Config, sts: StsClient) -> None:
+    def __init__(
+        self, config: Config, sts: StsClient, issuer: AssertionIssuer | None = None
+    ) -> None:
         self._config = config
         self._sts = sts
+        self._issuer = issuer
 
     def decide(self, identity: Identity) -> Decision:
         return map_roles(identity, self._config)
@@ -35,9 +39,14 @@ class Exchange:
         self, identity: Identity, role: str | None, trail: Trail, *, duration: int | None = None
     ) -> Issued:
         grant = self.grant(identity, role, trail)
+        seconds = clamp_duration(duration, grant.max_session_seconds)
+        # Via issuer: the broker's own assertion, built here for STS only.
+        proof = (
+            identity.proof if grant.via == "idp" else mint(self._issuer, identity, grant, seconds)
+        )
         creds = await self._sts.assume(
-            identity.proof.sts_call(grant),
-            duration=clamp_duration(duration, grant.max_session_seconds),
+            proof.sts_call(grant),
+            duration=seconds,
             policy=grant.session_policy,
             policy_arns=grant.session_policy_arns,
         )
