@@ -71,10 +71,10 @@ def check_source_identity(text: str) -> None:
         problem = limits.source_identity_problem(literal)
     elif len(literal) > limits.MAX_SOURCE_IDENTITY:
         problem = f"its own text is already longer than {limits.MAX_SOURCE_IDENTITY} characters"
-    elif not limits.SOURCE_IDENTITY_CHARS.fullmatch(literal):
-        problem = "its own text has characters outside ASCII letters, digits and _+=,.@-"
     elif limits.reserved(template.parts[0][0]):
         problem = "a SourceIdentity beginning with 'aws:' is reserved for AWS"
+    elif not limits.SOURCE_IDENTITY_CHARS.fullmatch(literal):
+        problem = "its own text has characters outside ASCII letters, digits and _+=,.@-"
     else:
         problem = None
     if problem:
