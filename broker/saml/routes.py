@@ -73,6 +73,7 @@ class SamlFrontDoor:
             sp,
             partition=config.aws.partition,
             store=rt.store,
+            roles_optional=config.issuer is not None,
             max_response_bytes=config.server.max_body_bytes,
         )
         self._state = SamlState(sp, idps, verifier)
