@@ -7,9 +7,11 @@ import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from cryptography.utils import CryptographyDeprecationWarning
 from lxml import etree
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.fakes.saml_idp import Keypair, make_keypair
 
@@ -108,3 +110,43 @@ def pysaml2_reads(client: Saml2Client, response_b64: str) -> AuthnResponse:
     response = client.parse_authn_request_response(response_b64, BINDING_HTTP_POST)
     assert isinstance(response, AuthnResponse)
     return response
+
+
+class StsRecorder:
+    """In front of the AWS stand-in: keeps every SAMLAssertion that reached STS, so a test can
+    check what the broker signed (tags, SourceIdentity) with an independent verifier."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.assertions: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        self.assertions += parse_qs(body.decode()).get("SAMLAssertion", [])
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def saml_attributes(response_b64: str) -> dict[str, list[str]]:
+    """The AWS attributes of a (verified) assertion, by their short names."""
+    root = etree.fromstring(base64.b64decode(response_b64))
+    out: dict[str, list[str]] = {}
+    for attribute in root.iter("{urn:oasis:names:tc:SAML:2.0:assertion}Attribute"):
+        name = (attribute.get("Name") or "").removeprefix("https://aws.amazon.com/SAML/Attributes/")
+        out[name] = [v.text or "" for v in attribute]
+    return out
