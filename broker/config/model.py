@@ -65,6 +65,13 @@ class Config(Strict):
                     f"roles.{name}: session_tags and source_identity are signed by the broker, "
                     "so they need via: issuer (an IdP's own assertion carries its own)"
                 )
+        if self.issuer is not None and isinstance(
+            self.identity_providers.get(self.issuer.provider_name), SamlIdp
+        ):
+            problems.append(
+                f"issuer.provider_name {self.issuer.provider_name!r} is also a SAML IdP's name, "
+                "which names that IdP's IAM provider: pick another"
+            )
         seen: set[str] = set()
         for i, rule in enumerate(self.rules):
             where = f"rules[{i}] ({rule.name})"
