@@ -176,3 +176,18 @@ def test_saml_provider_needs_one_source(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["setup", "saml-provider", "--name", "corp"]) == 1
     assert "--issuer" in capsys.readouterr().err
     assert main(["setup", "saml-provider", "--issuer", "--name", "x"]) == 1
+
+
+def test_iam_as_code_declares_the_brokers_provider(keys: list[Keypair], tmp_path: Path) -> None:
+    from broker.config import load_config
+    from broker.setup.desired import SamlProviderSpec, desired
+
+    (spec,) = desired(load_config(write(tmp_path, keys)))
+    (provider,) = spec.providers
+    assert isinstance(provider, SamlProviderSpec)
+    assert provider.arn("aws", PROD) == f"arn:aws:iam::{PROD}:saml-provider/broker"
+    assert "https://broker.example.com/issuer" in provider.metadata
+    assert {r.name: r.providers for r in spec.roles} == {
+        "admin": ("broker",),
+        "viewer": ("broker",),
+    }
