@@ -13,6 +13,7 @@ from broker.issuer.assertion import Subject, build_response
 from broker.issuer.attributes import render
 from broker.issuer.keys import KeyRing, load_keyring
 from broker.issuer.xmlsig import Signer
+from broker.mapping import map_roles
 
 
 def _utcnow() -> datetime:
@@ -74,6 +75,16 @@ def mint(
     if issuer is None:
         raise BrokerError("a grant via issuer, but this broker has no issuer")
     return issuer.proof(identity, grant, duration)
+
+
+def broker_session_seconds(config: Config, identity: Identity, now: datetime) -> float | None:
+    """For the browser: `session_seconds` when a rule grants this identity a role via issuer,
+    else None (the proof it holds then bounds the session)."""
+    if config.issuer is None or not any(
+        g.via == "issuer" for g in map_roles(identity, config).grants
+    ):
+        return None
+    return session_seconds(config, identity, now)
 
 
 def session_seconds(config: Config, identity: Identity, now: datetime) -> float | None:

@@ -4,6 +4,7 @@ signed assertion. The AWS stand-in trusts only the certificate published at /iss
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -220,6 +221,10 @@ def test_browser_console_through_the_issuer(world: IssuerWorld) -> None:
     with httpx.Client(base_url=world.url, follow_redirects=False, timeout=20) as client:
         r = client.post("/saml/acs", data={"SAMLResponse": world.saml(PERSON)})
         assert r.status_code == 303
+        # The session outlives the IdP's five-minute assertion: issuer.session_seconds.
+        lifetime = re.search(r"Max-Age=(\d+)", r.headers["set-cookie"])
+        assert lifetime is not None
+        assert 28000 < int(lifetime.group(1)) <= 28800
         assert r.headers["location"] == "/console?role=admin"  # one role: straight there
         r = client.get(r.headers["location"])
         assert r.status_code == 303, r.text

@@ -13,7 +13,7 @@ from broker.config import Config, parse_config
 from broker.errors import SessionAttributeRefused
 from broker.identity import Identity, NoProof, SignedRole, WebIdentityToken
 from broker.issuer.attributes import describe, render, role_session_name
-from broker.issuer.mint import session_seconds
+from broker.issuer.mint import broker_session_seconds, session_seconds
 from broker.mapping import map_roles
 
 PROD = "111122223333"
@@ -172,6 +172,9 @@ def test_session_length_never_outlives_the_idps_session() -> None:
     assert session_seconds(cfg, saml(GOOD), NOW) == 28800
     ends = replace(saml(GOOD), session_not_on_or_after=NOW + timedelta(hours=1))
     assert session_seconds(cfg, ends, NOW) == 3600
+    assert broker_session_seconds(cfg, ends, NOW) == 3600
+    nothing_via_issuer = make_config([{"name": "legacy-only", "grant": "legacy"}])
+    assert broker_session_seconds(nothing_via_issuer, ends, NOW) is None
     plain = parse_config(
         {
             "identity_providers": {
