@@ -21,6 +21,8 @@ from broker.http import ops, problems
 from broker.http.frontdoor import FrontDoor
 from broker.http.metrics import Metrics
 from broker.http.middleware import Guard
+from broker.issuer.mint import AssertionIssuer
+from broker.issuer.routes import IssuerMetadata
 from broker.oidc.jwks import JwksCache
 from broker.oidc.routes import ProgramsFrontDoor
 from broker.oidc.verify import OidcVerifier
@@ -30,8 +32,11 @@ from broker.store import open_store
 
 
 def front_doors(config: Config) -> list[FrontDoor]:
-    """Programs' OIDC API always; SAML and the browser pages when a SAML IdP is configured."""
+    """Programs' OIDC API always; SAML and the browser pages when a SAML IdP is configured;
+    the issuer's metadata when the broker signs its own assertions."""
     doors: list[FrontDoor] = [ProgramsFrontDoor()]
+    if config.issuer is not None:
+        doors.append(IssuerMetadata())
     if saml_idps(config):
         browser = BrowserFrontDoor()
         saml = SamlFrontDoor(landing=browser)
@@ -43,6 +48,8 @@ def front_doors(config: Config) -> list[FrontDoor]:
 def create_app(config: Config, *, serving: bool = False) -> FastAPI:
     """`serving`: a long-lived server process (tunes the garbage collector after startup)."""
     doors = front_doors(config)
+    # Keys are read now, so a missing or mismatched key stops startup before anything listens.
+    issuer = AssertionIssuer.from_config(config) if config.issuer is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,7 +62,7 @@ def create_app(config: Config, *, serving: bool = False) -> FastAPI:
         oidc_idps = {n: i for n, i in config.identity_providers.items() if isinstance(i, OidcIdp)}
         keys = {name: JwksCache(idp, http) for name, idp in oidc_idps.items()}
         verifier = OidcVerifier(oidc_idps, keys)
-        exchange = Exchange(config, sts, observer=metrics)
+        exchange = Exchange(config, sts, issuer, observer=metrics)
         rt = Runtime(config, sts, store, audit, verifier, http, metrics, exchange)
         app.state.runtime = rt
         try:

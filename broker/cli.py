@@ -120,6 +120,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     from broker.config import load_config
     from broker.identity import Identity, NoProof
+    from broker.issuer.explain import carried, carried_lines
     from broker.mapping import map_roles
 
     config = load_config(args.config)
@@ -159,7 +160,10 @@ def _explain(args: argparse.Namespace) -> int:
             "idp": identity.idp,
             "subject": identity.subject,
             "rules": [t.as_dict() for t in decision.trace],
-            "granted": [{"name": g.name, "arn": g.arn, "rule": g.rule} for g in decision.grants],
+            "granted": [
+                {"name": g.name, "arn": g.arn, "rule": g.rule, **carried(config, identity, g)}
+                for g in decision.grants
+            ],
             "refused": [{"arn": r.arn, "reason": r.reason} for r in decision.refused],
         }
         print(json.dumps(out, indent=2))
@@ -177,6 +181,8 @@ def _explain(args: argparse.Namespace) -> int:
     for g in decision.grants:
         account = f"{g.account_name} ({g.account_id})" if g.account_name else g.account_id
         print(f"  {g.name:<24} {g.arn}  account {account}  by rule {g.rule}")
+        for line in carried_lines(config, identity, g):
+            print(f"    {line}")
     if decision.refused:
         print("refused:")
         for ref in decision.refused:

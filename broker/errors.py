@@ -16,6 +16,7 @@
     │   └── StsInvalidIdentityToken, StsTokenExpired
     ├── AuthorizationFailed (403)
     │   ├── NoRoleGranted, RoleNotGranted, CsrfFailed, RedirectNotAllowed
+    │   ├── SessionAttributeRefused
     │   └── StsAccessDenied
     ├── RoleSelectionRequired (409)
     ├── UpstreamError (502)
@@ -221,6 +222,11 @@ class CsrfFailed(AuthorizationFailed):
 
 class RedirectNotAllowed(AuthorizationFailed):
     pass
+
+
+class SessionAttributeRefused(AuthorizationFailed):
+    """Issuer mode: a session tag or SourceIdentity built from the identity's values would
+    break an AWS limit, so the broker does not sign it (and STS is never called)."""
 
 
 class StsAccessDenied(AuthorizationFailed):

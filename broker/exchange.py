@@ -14,6 +14,7 @@ from broker.aws.sts import StsClient, sts_request
 from broker.config import Config
 from broker.errors import NoRoleGranted, RoleNotGranted, RoleSelectionRequired
 from broker.identity import Identity, Issued, RoleGrant
+from broker.issuer.mint import AssertionIssuer, mint
 from broker.mapping import Decision, map_roles
 
 
@@ -25,12 +26,14 @@ class Exchange:
         self,
         config: Config,
         sts: StsClient,
+        issuer: AssertionIssuer | None = None,
         *,
         observer: StsObserver | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
         self._sts = sts
+        self._issuer = issuer
         self._observer: StsObserver = observer or Unobserved()
         aws = config.aws
         self._cache = (
@@ -66,9 +69,14 @@ class Exchange:
         again (the container endpoint; see broker/aws/cache.py). The rules decide first
         either way."""
         grant = self.grant(identity, role, trail)
+        seconds = clamp_duration(duration, grant.max_session_seconds)
+        # Via issuer: the broker's own assertion, built here for STS only.
+        proof = (
+            identity.proof if grant.via == "idp" else mint(self._issuer, identity, grant, seconds)
+        )
         request = sts_request(
-            identity.proof.sts_call(grant),
-            duration=clamp_duration(duration, grant.max_session_seconds),
+            proof.sts_call(grant),
+            duration=seconds,
             policy=grant.session_policy,
             policy_arns=grant.session_policy_arns,
         )

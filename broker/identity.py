@@ -10,6 +10,7 @@ from typing import Any, Literal
 from broker.errors import BrokerError
 
 Protocol = Literal["oidc", "saml"]
+Via = Literal["issuer", "idp"]
 StsAction = Literal["AssumeRoleWithSAML", "AssumeRoleWithWebIdentity"]
 
 
@@ -33,8 +34,14 @@ class RoleGrant:
     rule: str
     session_policy: str | None = None
     session_policy_arns: tuple[str, ...] = ()
-    # SAML only: the IdP's provider ARN to pass as PrincipalArn.
+    # SAML: the provider ARN to pass as PrincipalArn (the IdP's, or the broker's via issuer).
     principal_arn: str | None = None
+    # Issuer mode: STS redeems the broker's own assertion, which carries these templates
+    # rendered over the identity (tag key → template; transitive keys; SourceIdentity).
+    via: Via = "idp"
+    session_tags: tuple[tuple[str, str], ...] = ()
+    transitive_tags: tuple[str, ...] = ()
+    source_identity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

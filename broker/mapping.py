@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from broker import claims, matchers
-from broker.config import ROLE_ARN, Config, GrantTemplate, Role, Rule, SamlIdp
+from broker.config import ROLE_ARN, Config, GrantTemplate, Role, Rule, SamlIdp, Via
 from broker.identity import Identity, RoleGrant
 
 SIGNED_BY_IDP = "(signed by the IdP)"
@@ -55,19 +55,20 @@ class Decision:
 
 
 def map_roles(identity: Identity, config: Config) -> Decision:
-    """Evaluate every rule against the identity. Deny wins over grant; for SAML, STS only
-    accepts roles the IdP signed, so grants are intersected with the signed pairs."""
+    """Evaluate every rule against the identity. Deny wins over grant. For SAML, STS accepts
+    from the IdP's assertion only the roles the IdP signed, so grants passed through to STS
+    are intersected with the signed pairs; roles reached via the broker's issuer are not."""
     traces: list[RuleTrace] = []
     granted: dict[str, RoleGrant] = {}
     denied: dict[str, str] = {}  # arn or "*" → rule
     for rule in config.rules:
-        seconds: dict[str, int] = {}
-        trace = _evaluate(rule, identity, config, seconds)
+        made: dict[str, GrantTemplate] = {}
+        trace = _evaluate(rule, identity, config, made)
         traces.append(trace)
         if not trace.matched:
             continue
         for arn in trace.granted:
-            granted.setdefault(arn, _grant(arn, rule.name, config, seconds.get(arn, 3600)))
+            granted.setdefault(arn, _grant(arn, rule.name, config, made.get(arn)))
         for arn in trace.denied:
             denied.setdefault(arn, rule.name)
 
@@ -76,7 +77,7 @@ def map_roles(identity: Identity, config: Config) -> Decision:
     if identity.protocol == "saml":
         signed = {r.role_arn: r.principal_arn for r in identity.signed_roles}
         trust_signed = isinstance(idp, SamlIdp) and idp.trust_assertion_roles
-        for arn in [a for a in granted if a not in signed]:
+        for arn in [a for a, g in granted.items() if a not in signed and g.via == "idp"]:
             refused.append(
                 Refusal(
                     arn,
@@ -87,9 +88,18 @@ def map_roles(identity: Identity, config: Config) -> Decision:
         for arn, principal in signed.items():
             if arn in granted:
                 g = granted[arn]
-                granted[arn] = _with_principal(g, principal)
+                if g.via == "idp":  # via issuer, the broker signs its own pair
+                    granted[arn] = _with_principal(g, principal)
             elif trust_signed:
-                granted[arn] = _with_principal(_grant(arn, SIGNED_BY_IDP, config, 3600), principal)
+                g = _grant(arn, SIGNED_BY_IDP, config, None, signed=True)
+                if g.via == "issuer":
+                    refused.append(
+                        Refusal(
+                            arn, "signed by the IdP, but reached via issuer: only a rule grants it"
+                        )
+                    )
+                else:
+                    granted[arn] = _with_principal(g, principal)
             else:
                 refused.append(
                     Refusal(
@@ -108,8 +118,10 @@ def map_roles(identity: Identity, config: Config) -> Decision:
     return Decision(tuple(grants), tuple(traces), tuple(refused))
 
 
-def _evaluate(rule: Rule, identity: Identity, config: Config, seconds: dict[str, int]) -> RuleTrace:
-    """One rule's verdict; `seconds` collects the session length of templated grants."""
+def _evaluate(
+    rule: Rule, identity: Identity, config: Config, made: dict[str, GrantTemplate]
+) -> RuleTrace:
+    """One rule's verdict; `made` collects the template behind each templated grant."""
     if rule.idp not in ("*", identity.idp):
         return RuleTrace(rule.name, False, False, f"rule is for IdP {rule.idp!r}")
     if rule.when is None:
@@ -120,10 +132,8 @@ def _evaluate(rule: Rule, identity: Identity, config: Config, seconds: dict[str,
     if not outcome.matched:
         return RuleTrace(rule.name, True, False, outcome.reason, paths=paths)
     notes: list[str] = []
-    grants = _targets(
-        rule.grant, outcome.bindings, config, notes, deny=False, template_seconds=seconds
-    )
-    denies = _targets(rule.deny, outcome.bindings, config, notes, deny=True, template_seconds={})
+    grants = _targets(rule.grant, outcome.bindings, config, notes, deny=False, made=made)
+    denies = _targets(rule.deny, outcome.bindings, config, notes, deny=True, made={})
     reason = outcome.reason + "".join(f"; {n}" for n in notes)
     return RuleTrace(rule.name, True, True, reason, grants, denies, paths)
 
@@ -143,7 +153,7 @@ def _targets(
     notes: list[str],
     *,
     deny: bool,
-    template_seconds: dict[str, int],
+    made: dict[str, GrantTemplate],
 ) -> tuple[str, ...]:
     arns: dict[str, None] = {}
     for item in items:
@@ -173,24 +183,35 @@ def _targets(
                     )
                 else:
                     arns[arn] = None
-                    template_seconds.setdefault(arn, item.max_session_seconds)
+                    made.setdefault(arn, item)
     return tuple(arns)
 
 
-def _grant(arn: str, rule_name: str, config: Config, seconds: int) -> RoleGrant:
-    """A configured role keeps its own settings; any other ARN gets `seconds`."""
+def _grant(
+    arn: str,
+    rule_name: str,
+    config: Config,
+    template: GrantTemplate | None,
+    *,
+    signed: bool = False,
+) -> RoleGrant:
+    """A configured role keeps its own settings; an ARN a template built gets the template's.
+    A pair only the IdP's signature grants is always the IdP's proof, passed through."""
     name, role = _configured(arn, config)
     if role is None:
         account = arn.split(":")[4]
-        return RoleGrant(
+        grant = RoleGrant(
             name=name,
             arn=arn,
             account_id=account,
             account_name=config.account_name(account),
-            max_session_seconds=seconds,
+            max_session_seconds=template.max_session_seconds if template else 3600,
             rule=rule_name,
         )
-    return RoleGrant(
+        return (
+            grant if signed or template is None else _routed(grant, config.via_of(template), config)
+        )
+    grant = RoleGrant(
         name=name,
         arn=arn,
         account_id=role.account_id,
@@ -199,6 +220,20 @@ def _grant(arn: str, rule_name: str, config: Config, seconds: int) -> RoleGrant:
         rule=rule_name,
         session_policy=role.session_policy,
         session_policy_arns=tuple(role.session_policy_arns),
+        session_tags=tuple(role.session_tags.items()),
+        transitive_tags=tuple(role.transitive_tags),
+        source_identity=role.source_identity,
+    )
+    return _routed(grant, config.via_of(role), config)
+
+
+def _routed(g: RoleGrant, via: Via, config: Config) -> RoleGrant:
+    """Via issuer, STS is called with the broker's own provider in the role's account."""
+    if via == "idp" or config.issuer is None:
+        return g
+    partition = g.arn.split(":")[1]
+    return replace(
+        g, via="issuer", principal_arn=config.issuer.provider_arn(partition, g.account_id)
     )
 
 

@@ -26,6 +26,7 @@ from broker.http.problems import sign_in_again
 from broker.http.readers import read_form, safe_next
 from broker.http.render import page
 from broker.identity import Identity
+from broker.issuer.mint import broker_session_seconds
 from broker.runtime import Runtime
 
 FRONT_DOOR = "browser"
@@ -53,6 +54,7 @@ class BrowserFrontDoor:
             server_secrets(server),
             max_seconds=server.session_max_seconds,
             secure=server.base_url.startswith("https://"),
+            issuer_seconds=lambda i, now: broker_session_seconds(rt.config, i, now),
         )
         self._single_role_direct = server.single_role_direct
         self._origin = origin_of(server.base_url)

@@ -6,7 +6,7 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -77,18 +77,25 @@ class SessionManager:
         max_seconds: int,
         secure: bool,
         cookie: str = COOKIE,
+        issuer_seconds: Callable[[Identity, datetime], float | None] | None = None,
     ) -> None:
         self._store = store
         # itsdangerous signs with the last key and accepts any of them.
         self._signer = URLSafeTimedSerializer(list(reversed(keys)), salt="broker.session")
         self._sealer = Sealer(keys)
         self._max = max_seconds
+        # Issuer mode: the broker signs a fresh assertion per request, so its session may
+        # outlive the upstream proof (see broker.issuer.mint.broker_session_seconds).
+        self._issuer_seconds = issuer_seconds
         self._secure = secure
         self.cookie = cookie
 
     def lifetime(self, identity: Identity, now: datetime) -> float:
         """No longer than the assertion allows (its expiry and SessionNotOnOrAfter) and no
-        longer than server.session_max_seconds."""
+        longer than server.session_max_seconds; in issuer mode, the issuer's own length."""
+        issued = self._issuer_seconds(identity, now) if self._issuer_seconds else None
+        if issued is not None:
+            return issued
         limits = [float(self._max), (identity.expires_at - now).total_seconds()]
         if identity.session_not_on_or_after is not None:
             limits.append((identity.session_not_on_or_after - now).total_seconds())

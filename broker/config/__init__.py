@@ -4,6 +4,7 @@ from broker.aws.arn import MAX_SESSION_SECONDS, MIN_SESSION_SECONDS, PROVIDER_AR
 from broker.aws.partitions import Partition
 from broker.config.base import NAME, Strict, check_url, is_loopback_url
 from broker.config.idps import Algorithm, OidcIdp, SamlIdp
+from broker.config.issuer import IssuerSettings, SigningKey, Via
 from broker.config.loader import load_config, parse_config
 from broker.config.model import Config, IdentityProvider
 from broker.config.rules import Account, GrantTemplate, Role, Rule
@@ -23,14 +24,17 @@ __all__ = [
     "Config",
     "GrantTemplate",
     "IdentityProvider",
+    "IssuerSettings",
     "OidcIdp",
     "Partition",
     "Role",
     "Rule",
     "SamlIdp",
     "ServerSettings",
+    "SigningKey",
     "StoreSettings",
     "Strict",
+    "Via",
     "check_url",
     "is_loopback_url",
     "load_config",

@@ -9,7 +9,8 @@ from pydantic import Field, field_validator, model_validator
 
 from broker.config.base import NAME, Strict
 from broker.config.idps import OidcIdp, SamlIdp
-from broker.config.rules import Account, Role, Rule
+from broker.config.issuer import IssuerSettings, Via
+from broker.config.rules import Account, GrantTemplate, Role, Rule
 from broker.config.settings import AuditSettings, AwsSettings, ServerSettings
 from broker.config.store import StoreSettings
 
@@ -29,6 +30,8 @@ class Config(Strict):
     )
     roles: dict[Annotated[str, Field(pattern=NAME)], Role] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
+    # Issuer mode: the broker signs its own SAML assertions for roles reached `via: issuer`.
+    issuer: IssuerSettings | None = None
 
     @field_validator("accounts", mode="before")
     @classmethod
@@ -55,6 +58,20 @@ class Config(Strict):
                 problems.append(
                     f"roles.{name}.arn is in partition {part}, but aws.partition is {self.aws.partition}"
                 )
+            if role.via == "issuer" and self.issuer is None:
+                problems.append(f"roles.{name}.via is issuer, but there is no issuer section")
+            if role.shapes_session and self.via_of(role) != "issuer":
+                problems.append(
+                    f"roles.{name}: session_tags and source_identity are signed by the broker, "
+                    "so they need via: issuer (an IdP's own assertion carries its own)"
+                )
+        if self.issuer is not None and isinstance(
+            self.identity_providers.get(self.issuer.provider_name), SamlIdp
+        ):
+            problems.append(
+                f"issuer.provider_name {self.issuer.provider_name!r} is also a SAML IdP's name, "
+                "which names that IdP's IAM provider: pick another"
+            )
         seen: set[str] = set()
         for i, rule in enumerate(self.rules):
             where = f"rules[{i}] ({rule.name})"
@@ -66,6 +83,8 @@ class Config(Strict):
             for item in (*rule.grant, *rule.deny):
                 if isinstance(item, str) and item != "*" and item not in self.roles:
                     problems.append(f"{where}: no role named {item!r} in roles")
+                if isinstance(item, GrantTemplate) and item.via == "issuer" and not self.issuer:
+                    problems.append(f"{where}: a template via issuer needs an issuer section")
         if problems:  # all of them at once, so one edit-and-retry fixes everything
             raise ValueError("\n  ".join(problems))
         return self
@@ -77,6 +96,13 @@ class Config(Strict):
     @cached_property
     def role_names_by_arn(self) -> dict[str, str]:
         return {role.arn: name for name, role in self.roles.items()}
+
+    def via_of(self, item: Role | GrantTemplate) -> Via:
+        """DESIGN.md, "Two ways to reach AWS": a role says which way it is reached; unset, the
+        broker's own assertion when it has an issuer section, else the IdP's proof."""
+        if item.via is not None:
+            return item.via
+        return "issuer" if self.issuer is not None else "idp"
 
     def account_name(self, account_id: str) -> str | None:
         acct = self.accounts.get(account_id)

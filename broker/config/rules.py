@@ -11,6 +11,7 @@ from pydantic import ConfigDict, Field, PlainValidator, field_validator, model_v
 from broker import matchers
 from broker.aws.arn import MAX_SESSION_SECONDS, MIN_SESSION_SECONDS, ROLE_ARN, account_of
 from broker.config.base import NAME, Strict
+from broker.config.issuer import Via, check_session_tags, check_source_identity
 
 
 class Account(Strict):
@@ -23,6 +24,13 @@ class Role(Strict):
     session_policy: str | None = None
     session_policy_arns: list[str] = Field(default_factory=list, max_length=10)
     description: str | None = None
+    # How STS is reached: the broker's own signed assertion, or the IdP's proof passed through.
+    # Unset: `issuer` when the config has an issuer section, else `idp`.
+    via: Via | None = None
+    # Issuer mode only: templates over the identity's claims, e.g. {Department: "{department}"}.
+    session_tags: dict[str, str] = Field(default_factory=dict)
+    transitive_tags: list[str] = Field(default_factory=list)
+    source_identity: str | None = None
 
     @field_validator("arn")
     @classmethod
@@ -30,6 +38,18 @@ class Role(Strict):
         if not ROLE_ARN.fullmatch(v):
             raise ValueError(f"not an IAM role ARN: {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _session_templates(self) -> Role:
+        check_session_tags(self.session_tags, self.transitive_tags)
+        if self.source_identity is not None:
+            check_source_identity(self.source_identity)
+        return self
+
+    @property
+    def shapes_session(self) -> bool:
+        """It sets session tags or SourceIdentity, which only the broker's assertion can carry."""
+        return bool(self.session_tags) or self.source_identity is not None
 
     @field_validator("session_policy", mode="before")
     @classmethod
@@ -57,6 +77,7 @@ class GrantTemplate(Strict):
 
     arn: str
     max_session_seconds: int = Field(3600, ge=MIN_SESSION_SECONDS, le=MAX_SESSION_SECONDS)
+    via: Via | None = None
 
     def placeholders(self) -> set[str]:
         return {f for _, f, _, _ in string.Formatter().parse(self.arn) if f}

@@ -34,7 +34,7 @@ MIN_DURATION, MAX_DURATION = 900, 43200
 @dataclass(frozen=True, slots=True)
 class AwsAttributes:
     roles: tuple[SignedRole, ...]
-    session_name: str
+    session_name: str | None
     session_duration: int | None
 
 
@@ -100,10 +100,16 @@ def _single(attrs: Mapping[str, list[str]], name: str) -> str | None:
     return values[0]
 
 
-def parse_aws(attrs: Mapping[str, list[str]], partition: str) -> AwsAttributes:
+def parse_aws(
+    attrs: Mapping[str, list[str]], partition: str, *, roles_optional: bool = False
+) -> AwsAttributes:
     """AWS IAM "Configure SAML assertions for the authentication response": the attributes STS
-    reads. Each is checked now so a refusal has a precise reason instead of an STS error."""
+    reads. Each is checked now so a refusal has a precise reason instead of an STS error.
+    `roles_optional` (issuer mode): an assertion without a Role attribute only authenticates;
+    it carries no AWS attributes of its own, and no pair it could pass through."""
     values = attrs.get(ROLE) or []
+    if not values and roles_optional and ROLE not in attrs:
+        return AwsAttributes(roles=(), session_name=None, session_duration=None)
     if not values:
         raise InvalidRoleAttribute(
             "The assertion has no AWS Role attribute.", log_detail="Role attribute missing/empty"

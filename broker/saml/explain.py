@@ -38,6 +38,7 @@ def saml_identity(config: Config, path: str) -> Identity:
         sp_endpoints(config.server),
         partition=config.aws.partition,
         store=MemoryStore(),
+        roles_optional=config.issuer is not None,
         max_response_bytes=config.server.max_body_bytes,
     )
     return verifier.verify_document(saml_response, now=datetime.now(UTC))

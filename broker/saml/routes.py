@@ -77,6 +77,7 @@ class SamlFrontDoor:
             sp,
             partition=config.aws.partition,
             store=rt.store,
+            roles_optional=config.issuer is not None,
             max_response_bytes=config.server.max_body_bytes,
         )
         # Without a configured secret, a random one: browser sessions end with the process

@@ -158,11 +158,14 @@ class SamlVerifier:
         partition: str,
         store: Store,
         max_response_bytes: int = 256 * 1024,
+        roles_optional: bool = False,
     ) -> None:
         self._by_entity = {rt.entity_id: rt for rt in idps.values()}
         self._sp = sp
         self._partition = partition
         self._store = store
+        # Issuer mode: an IdP may only authenticate; the broker signs the AWS attributes.
+        self._roles_optional = roles_optional
         self._max_xml = max_response_bytes
         # Base64 is 4/3 of the bytes, plus line breaks some IdPs insert every 64-76 characters.
         self._max_b64 = max_response_bytes * 4 // 3 + max_response_bytes // 16 + 4
@@ -273,7 +276,7 @@ class SamlVerifier:
         checked = checks.after_library(doc, rt, self._sp, now)
         subject = checks.name_id(checked.assertion)
         attributes = read_attributes(checked.assertion)
-        aws = parse_aws(attributes, self._partition)
+        aws = parse_aws(attributes, self._partition, roles_optional=self._roles_optional)
         return _Verified(rt, checked, subject, attributes, aws)
 
 

@@ -17,6 +17,7 @@ from broker.errors import ConfigError
 from broker.matchers import ClaimTest, Combine, Matcher, Not
 from broker.setup import SetupError
 from broker.setup.fetch import get_json
+from broker.setup.issuer import bypass_findings
 from broker.setup.metadata import check_metadata, load
 from broker.setup.review import review
 from broker.setup.samples import check_samples
@@ -89,7 +90,7 @@ def check(
         f"valid: {len(config.identity_providers)} IdPs, {len(config.roles)} roles, {len(config.rules)} rules",
     )
     _static(config, report)
-    report.findings += review(config)
+    report.findings += [*review(config), *bypass_findings(config, now)]
     check_samples(config, samples or {}, report)
     for name, idp in config.identity_providers.items():
         where = f"identity_providers.{name}"

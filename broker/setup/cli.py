@@ -13,6 +13,7 @@ from broker.config import load_config
 from broker.setup import SetupError, iac_cli, iam
 from broker.setup.check import check
 from broker.setup.enforcement import REMEDY
+from broker.setup.issuer import check_account, issuer_metadata
 from broker.setup.metadata import check_metadata, load
 from broker.setup.samples import parse_samples
 from broker.setup.thumbprint import IAM_NOTE, Probe, ThumbprintReport, thumbprint
@@ -52,8 +53,15 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     p = steps.add_parser(
         "saml-provider", help="create or update the IAM SAML provider (dry run unless --apply)"
     )
-    p.add_argument("--name", required=True)
-    p.add_argument("--metadata", required=True, metavar="FILE|URL")
+    p.add_argument("--name", help="the IdP's provider name (not with --issuer)")
+    p.add_argument("--metadata", metavar="FILE|URL", help="the IdP's metadata (not with --issuer)")
+    p.add_argument(
+        "--issuer",
+        action="store_true",
+        help="the broker's own provider (issuer mode), from the config's issuer section",
+    )
+    p.add_argument("--account", metavar="ID", help="the account the credentials must be for")
+    p.add_argument("--config", metavar="FILE", help="with --issuer; default: $BROKER_CONFIG")
     _iam_options(p)
     p.set_defaults(func=_saml_provider)
     p = steps.add_parser(
@@ -222,8 +230,14 @@ def _oidc_provider(args: argparse.Namespace) -> int:
 
 
 def _saml_provider(args: argparse.Namespace) -> int:
+    given = bool(args.name and args.metadata)
+    if (args.issuer and (args.name or args.metadata)) or (not args.issuer and not given):
+        return _fail("give --name and --metadata for an IdP, or --issuer for the broker itself")
     try:
-        raw = load(args.metadata, timeout=args.timeout, ca_file=args.ca_file)
+        if args.issuer:
+            args.name, raw = issuer_metadata(load_config(args.config))
+        else:
+            raw = load(args.metadata, timeout=args.timeout, ca_file=args.ca_file)
     except SetupError as exc:
         return _fail(exc.detail)
     meta = check_metadata(raw, now=datetime.now(UTC))
@@ -243,8 +257,10 @@ def _saml_provider(args: argparse.Namespace) -> int:
     try:
         client = _client(args)
         plan = iam.plan_saml(args.name, iam.find_saml(client, args.name), document)
+        check_account(plan, args.account)
         if args.apply and not plan.errors:
             iam.apply_saml(client, plan, document)
+            check_account(plan, args.account)
     except SetupError as exc:
         return _fail(exc.detail)
     _emit(args, {"metadata": meta.to_json(), **plan.to_json()}, [*head, "", *_plan_lines(plan)])

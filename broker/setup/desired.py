@@ -16,6 +16,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from broker.config import ROLE_ARN, Config, GrantTemplate, OidcIdp, SamlIdp
+from broker.issuer.metadata import broker_metadata
 from broker.setup import SetupError
 from broker.setup.iam import provider_path
 from broker.setup.metadata import load
@@ -131,6 +132,8 @@ def desired(
                 for s in policy.document["Statement"]
             )
         ]
+        if config.via_of(role) == "issuer" and config.issuer is not None:
+            idps.append(config.issuer.provider_name)  # the broker's own SAML provider
         spec.roles.append(
             RoleSpec(
                 name,
@@ -161,6 +164,10 @@ def _provider_arn(config: Config, idp: str, partition: str, account: str) -> str
 def _provider(
     config: Config, idp: str, load_metadata: MetadataLoader, thumbprints: dict[str, tuple[str, ...]]
 ) -> ProviderSpec:
+    if idp not in config.identity_providers:  # issuer mode: the broker's own IdP metadata
+        return SamlProviderSpec(
+            idp, broker_metadata(config).decode(), "the broker's issuer metadata"
+        )
     cfg = config.identity_providers[idp]
     if isinstance(cfg, OidcIdp):
         return OidcProviderSpec(

@@ -21,6 +21,7 @@ from broker.setup import SetupError
 from broker.setup.conditions import POSITIVE, Clause, Translator
 from broker.setup.enforcement import REMEDY, broker_only, names
 from broker.setup.iam import provider_path
+from broker.setup.issuer import issuer_policy
 from broker.setup.subjects import Issuer, pins_subject, rewrite
 
 # IAM's default quota for a role trust policy, in characters (raisable to 4096).
@@ -88,6 +89,8 @@ def trust_policy(
         raise SetupError(
             f"no rule grants role {role_name!r}, so the broker never assumes it: nothing to trust"
         )
+    if config.via_of(role) == "issuer":  # only the broker's provider: no IdP proof reaches it
+        return TrustPolicy(role_name, issuer_policy(config, role_name))
     if provider_arn is not None and (len(idps) > 1 or not PROVIDER_ARN.fullmatch(provider_arn)):
         raise SetupError(
             "--provider-arn needs a valid IAM provider ARN and a single identity provider (use --idp)"

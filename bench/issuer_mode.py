@@ -1,0 +1,229 @@
+"""Issuer mode next to pass-through, in one run: the issuance path's CPU per request and rate.
+
+    .venv/bin/python bench/issuer_mode.py [--seconds 5] [--concurrency 32]
+
+Both modes run `Exchange.issue` (map the identity, choose the role, build the STS call, send it
+over the pooled native transport, parse the credentials) in this process, against a zero-work
+STS responder in a child process (its CPU is not counted):
+
+- pass-through: the identity's verified OIDC token goes to AssumeRoleWithWebIdentity;
+- issuer: the broker renders two session tags and a SourceIdentity, signs a SAML assertion
+  (RSA-2048, RSA-SHA256, exclusive c14n) and sends it to AssumeRoleWithSAML.
+
+The front door (HTTP parsing, JWT verification, rendering) is the same for both and is not
+in these figures: bench/oidc_exchange.py measures it. Keys are generated per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ACCOUNT = "111122223333"
+RESULT = """<{a}Response xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><{a}Result>
+<AssumedRoleUser><Arn>arn:aws:sts::{acct}:assumed-role/bench/u</Arn>
+<AssumedRoleId>AROABENCH:u</AssumedRoleId></AssumedRoleUser><Credentials>
+<AccessKeyId>ASIABENCHBENCHBENCH0</AccessKeyId><SecretAccessKey>{s}</SecretAccessKey>
+<SessionToken>{t}</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>
+</{a}Result></{a}Response>"""
+
+
+def responder(port: int) -> None:
+    """Keep-alive HTTP/1.1, one request at a time per connection; 400 unless the form is one
+    of the two unsigned calls with its proof."""
+    import httptools
+    import uvloop
+
+    answers = {}
+    for action, proof in (
+        (b"AssumeRoleWithWebIdentity", b"WebIdentityToken="),
+        (b"AssumeRoleWithSAML", b"SAMLAssertion="),
+    ):
+        body = RESULT.format(a=action.decode(), acct=ACCOUNT, s="b" * 40, t="B" * 600).encode()
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n"
+        answers[action] = (proof, head.encode() + body)
+    bad = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+
+    class Protocol(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.body: list[bytes] = []
+            self.parser = httptools.HttpRequestParser(self)
+            self.transport: Any = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.parser.feed_data(data)
+
+        def on_body(self, body: bytes) -> None:
+            self.body.append(body)
+
+        def on_message_complete(self) -> None:
+            form = b"".join(self.body)
+            self.body.clear()
+            answer = bad
+            for action, (proof, ok) in answers.items():
+                if b"Action=" + action + b"&" in form and proof in form:
+                    answer = ok
+            self.transport.write(answer)
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Protocol, "127.0.0.1", port, backlog=1024)
+        async with server:
+            await server.serve_forever()
+
+    uvloop.run(serve())
+
+
+def keypair(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench issuer")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .sign(key, hashes.SHA256())
+    )
+    key_file, cert_file = directory / "issuer.key", directory / "issuer.crt"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_file, cert_file
+
+
+async def measure(seconds: float, concurrency: int, sts_url: str, tmp: Path) -> list[str]:
+    from broker.audit import Trail
+    from broker.aws.sts import StsClient
+    from broker.config import parse_config
+    from broker.exchange import Exchange
+    from broker.identity import Identity, WebIdentityToken
+    from broker.issuer.mint import AssertionIssuer
+    from broker.mapping import map_roles
+
+    key_file, cert_file = keypair(tmp)
+    config = parse_config(
+        {
+            "aws": {"sts_endpoint": sts_url, "sts_max_attempts": 1},
+            "identity_providers": {
+                "ci": {"type": "oidc", "issuer": "https://token.example.com", "audiences": ["a"]}
+            },
+            "issuer": {
+                "signing_keys": [{"key_file": str(key_file), "certificate_file": str(cert_file)}]
+            },
+            "roles": {
+                "passthrough": {"arn": f"arn:aws:iam::{ACCOUNT}:role/bench", "via": "idp"},
+                "issued": {
+                    "arn": f"arn:aws:iam::{ACCOUNT}:role/bench-issued",
+                    "session_tags": {"Department": "{department}", "Repository": "{repository}"},
+                    "transitive_tags": ["Department"],
+                    "source_identity": "{actor}",
+                },
+            },
+            "rules": [{"name": "ci", "grant": ["passthrough", "issued"]}],
+        }
+    )
+    claims = {"department": "Platform", "repository": "example-org/app", "actor": "octocat"}
+    token = WebIdentityToken("e" * 900, session_name="gh-app")
+    identity = Identity(
+        "oidc", "ci", "https://token.example.com", "repo:example-org/app", claims,
+        dt.datetime.now(dt.UTC), token,
+    )  # fmt: skip
+    sts = StsClient(config.aws)
+    await sts.start()
+    issuer = AssertionIssuer.from_config(config)
+    exchange = Exchange(config, sts, issuer)
+    rows = []
+    try:
+        grant = next(g for g in map_roles(identity, config).grants if g.name == "issued")
+        n, t0 = 2000, time.process_time()
+        for _ in range(n):
+            issuer.proof(identity, grant, 3600)
+        sign_us = (time.process_time() - t0) / n * 1e6
+        rows.append(f"sign only (render + build + RSA-SHA256): {sign_us:,.0f} µs CPU each")
+
+        async def worker(role: str, until: float, count: list[int]) -> None:
+            while time.perf_counter() < until:
+                await exchange.issue(identity, role, Trail("credentials", "bench", None))
+                count[0] += 1
+
+        for role in ("passthrough", "issued", "passthrough", "issued"):
+            warm = time.perf_counter() + 1.0
+            await asyncio.gather(*(worker(role, warm, [0]) for _ in range(concurrency)))
+            count = [0]
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            until = wall0 + seconds
+            await asyncio.gather(*(worker(role, until, count) for _ in range(concurrency)))
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            done = count[0]
+            rows.append(
+                f"{role:<12} {done:>8,} requests  {done / wall:>9,.0f} req/s  "
+                f"{cpu / done * 1e6:>7,.0f} µs CPU/request  ({cpu / wall:.0%} of a core)"
+            )
+    finally:
+        await sts.close()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="each measured phase")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
+    parser.add_argument("--responder", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.responder:
+        responder(args.responder)
+        return 0
+    import uvloop
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--responder", str(port)], start_new_session=True
+    )
+    try:
+        for _ in range(200):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = uvloop.run(
+                measure(args.seconds, args.concurrency, f"http://127.0.0.1:{port}/", Path(tmp))
+            )
+    finally:
+        os.killpg(child.pid, 15)
+        child.wait(timeout=10)
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, concurrency {args.concurrency}")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Issuer mode: the broker signs its own short SAML assertion for AWS at each credential request."""
