@@ -114,11 +114,14 @@ class Tally:
         return max(self.latency, default=math.nan)
 
 
-def client() -> aiohttp.ClientSession:
-    """No pool limit (the loop's own concurrency is the limit); no cookies kept between
-    requests (each op sends the cookie it means to)."""
+OPEN_LOOP_CONNECTIONS = 256
+
+
+def client(connections: int = 0) -> aiohttp.ClientSession:
+    """At most `connections` open (0: no limit, a closed loop's concurrency is its limit);
+    no cookies kept between requests (each op sends the cookie it means to)."""
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, force_close=False),
+        connector=aiohttp.TCPConnector(limit=connections),
         timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
         cookie_jar=aiohttp.DummyCookieJar(),
     )
@@ -189,7 +192,9 @@ async def open_loop(
     tally = Tally()
     total = max(1, int(rate * seconds))
     pending: set[asyncio.Task[None]] = set()
-    async with client() as session:
+    # Like a load balancer's pool: a request finding every connection busy waits for one,
+    # and its latency (from its scheduled start) shows it.
+    async with client(OPEN_LOOP_CONNECTIONS) as session:
         start = time.perf_counter() + 0.05
 
         async def one(i: int, due: float) -> None:

@@ -53,7 +53,11 @@ from fault_load import (
     sweep,
 )
 from fault_peers import (
+    Footprint,
     cluster_healed,
+    footprint,
+    haproxy_binary,
+    haproxy_config,
     http_get,
     listening,
     peer_errors,
@@ -81,6 +85,9 @@ STORE_SECONDS = 12.0  # a Redis phase runs at least this long: the failover take
 STORE_KILL_AT = 2.0
 STORE_RATE = 100.0  # browser requests/s during a Redis phase
 ACS_EVERY = 5  # one in five of them a new sign-in
+LB_SECONDS = 6.0  # a load-balancer phase runs at least this long
+LB_TERM_STS_MS = 200  # STS latency while a replica drains: requests are in flight
+LB_TERM_CONCURRENCY = 64
 THROTTLE_PCT = 30.0
 THROTTLE_TARGET = 0.99
 SOAK_GROWTH = 0.10
@@ -480,6 +487,128 @@ class Drill:
         row.after_5xx = after.other_5xx
         return lost, accepted
 
+    # -- two replicas behind HAProxy --------------------------------------------------------
+
+    def run_lb(self, sig: int) -> None:
+        """Two replicas behind HAProxy; one gets SIGKILL (crash) or SIGTERM (a rolling
+        restart) a third of the way into the load."""
+        kill = sig == signal.SIGKILL
+        latency = 0 if kill else LB_TERM_STS_MS
+        sts_name, sts_port = self.start_sts("--latency-ms", str(latency))
+        ports = {"a": free_port(), "b": free_port()}
+        brokers = {
+            k: self.start_broker(self.oidc_config(sts_port, p), p, f"broker-{k}")
+            for k, p in ports.items()
+        }
+        lb_port = free_port()
+        cfg = self.tmp / "haproxy.cfg"
+        cfg.write_text(haproxy_config(lb_port, ports), encoding="utf-8")
+        lb = self.name("haproxy")
+        self.procs.start(lb, [haproxy_binary(), "-f", str(cfg), "-db"])
+        try:
+            self.procs.wait_ready(lb, lambda: http_get(lb_port, "/readyz")[0] == 200, 30)
+            time.sleep(1)  # both servers pass their first checks
+            url = f"http://127.0.0.1:{lb_port}/v1/credentials"
+            run(closed_loop(bearer_op(url, self.tokens[:2]), concurrency=2, seconds=30, limit=4))
+            seconds = max(self.args.seconds, LB_SECONDS)
+            at = seconds / 3
+            victim = brokers["a"]
+
+            async def stop_a() -> str:
+                began = time.monotonic()
+                self.procs.signal(victim, sig)
+                code = await asyncio.to_thread(self.procs.wait_exit, victim, 60)
+                took = time.monotonic() - began
+                what = "SIGKILL" if kill else "SIGTERM"
+                return f"{what} to replica a; it exited with {code} after {took:.1f}s"
+
+            calls = self.sts_calls(sts_port)
+            op = bearer_op(url, self.tokens)
+            if kill:
+                rate = self.peak / 2
+                scenario, load = "LB: replica SIGKILLed", f"open loop {rate:,.0f}/s"
+                say(f"{scenario} at {at:.0f}s")
+                tally = run(open_loop(op, rate=rate, seconds=seconds, actions=[(at, stop_a)]))
+                target = "zero 500s (other failures reported)"
+                met = tally.requests > 0 and tally.statuses[500] == 0
+            else:
+                scenario = f"LB: replica SIGTERMed, STS {latency} ms"
+                load = f"closed loop c={LB_TERM_CONCURRENCY}"
+                say(f"{scenario} at {at:.0f}s")
+                tally = run(
+                    closed_loop(
+                        op, concurrency=LB_TERM_CONCURRENCY, seconds=seconds, actions=[(at, stop_a)]
+                    )
+                )
+                # uvicorn raises the signal again once it has shut down gracefully.
+                target = "100% 2xx (no request lost), replica shuts down"
+                exited = self.procs.wait_exit(victim, 1)
+                met = tally.requests > 0 and tally.ok == tally.requests and exited in (0, -sig)
+            row = Row(scenario, load, tally, target, met)
+            row.sts_calls = (self.sts_calls(sts_port) - calls) / max(1, tally.requests)
+            failed = tally.requests - tally.ok
+            row.notes.append(f"{failed:,} failed requests")
+            self.rows.append(row)
+        finally:
+            self.procs.stop(lb)
+            for name in brokers.values():
+                self.procs.stop(name)
+            self.procs.stop(sts_name)
+
+    # -- soak -------------------------------------------------------------------------------
+
+    def run_soak(self) -> None:
+        sts_name, sts_port = self.start_sts()
+        port = free_port()
+        broker = self.start_broker(self.oidc_config(sts_port, port), port)
+        url = f"http://127.0.0.1:{port}/v1/credentials"
+        seconds = self.args.soak_seconds
+        window = max(5.0, seconds / 10)
+        rate = self.peak / 2
+        samples: list[tuple[float, Footprint]] = []
+        pid = self.procs.pid(broker)
+
+        async def sample() -> str:
+            fp = footprint(pid)
+            samples.append((time.monotonic(), fp))
+            return f"RSS {fp.rss_mb:.1f} MB, {fp.fds} fds"
+
+        try:
+            say(f"soak: {rate:,.0f}/s for {seconds:g}s")
+            calls = self.sts_calls(sts_port)
+            tally = run(
+                open_loop(
+                    bearer_op(url, self.tokens),
+                    rate=rate,
+                    seconds=seconds,
+                    actions=[(window, sample), (seconds - 0.5, sample)],
+                )
+            )
+            (_, first), (_, last) = samples
+            time.sleep(2)  # the load's connections closed
+            idle = footprint(pid)
+            growth = last.rss_mb / first.rss_mb - 1
+            p99_start = tally.p99(0, window) * 1000
+            p99_end = tally.p99(seconds - window, seconds) * 1000
+            row = Row(
+                f"soak {seconds:g}s at half peak",
+                f"open loop {rate:,.0f}/s",
+                tally,
+                f"RSS growth < {SOAK_GROWTH:.0%} (got {growth:+.1%}), 100% 2xx",
+                growth < SOAK_GROWTH and tally.ok == tally.requests,
+                sts_calls=(self.sts_calls(sts_port) - calls) / max(1, tally.requests),
+            )
+            row.notes.append(
+                f"from {window:g}s to the end: RSS {first.rss_mb:.1f} → {last.rss_mb:.1f} MB, "
+                f"fds {first.fds} → {last.fds}, p99 {p99_start:,.1f} → {p99_end:,.1f} ms "
+                f"(first and last {window:g}s); 2 s after the load: RSS {idle.rss_mb:.1f} MB, "
+                f"{idle.fds} fds"
+            )
+            self.rows.append(row)
+        finally:
+            self.procs.stop(broker)
+            self.procs.stop(sts_name)
+
     # -- the table ---------------------------------------------------------------------------
 
     def table(self) -> str:
@@ -602,6 +731,9 @@ def main(argv: list[str] | None = None) -> int:
             "jwks": drill.run_jwks,
             "sentinel": lambda: drill.run_store("sentinel"),
             "cluster": lambda: drill.run_store("cluster"),
+            "lb-kill": lambda: drill.run_lb(signal.SIGKILL),
+            "lb-term": lambda: drill.run_lb(signal.SIGTERM),
+            "soak": drill.run_soak,
         }
         for scenario in only:
             if scenario in steps:
