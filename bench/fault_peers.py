@@ -22,18 +22,24 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def haproxy_config(port: int, servers: dict[str, int]) -> str:
-    """Round robin over the replicas, health-checked on /readyz every 200 ms (down after two
-    failures), and a request whose connection fails, or that gets no answer at all, sent
-    again to another replica (at most 3 times)."""
+    """Round robin over the replicas, health-checked on /readyz every 500 ms (down after two
+    failures; a check may take 2 s, so a busy replica is not taken for a dead one), and a
+    request whose connection fails, or that gets no answer at all, sent again to another
+    replica (at most 3 times)."""
     lines = [
         "global",
         "    maxconn 8192",
+        "    log stdout format raw local0 notice",
         "defaults",
         "    mode http",
+        "    log global",
+        "    option httplog",
+        "    option dontlog-normal",
         "    timeout connect 1s",
         "    timeout client 60s",
         "    timeout server 60s",
         "    timeout http-keep-alive 10s",
+        "    timeout check 2s",
         "    retries 3",
         "    option redispatch 1",
         "    retry-on conn-failure empty-response",
@@ -44,7 +50,7 @@ def haproxy_config(port: int, servers: dict[str, int]) -> str:
         "    balance roundrobin",
         "    option httpchk GET /readyz",
         "    http-check expect status 200",
-        "    default-server inter 200ms fastinter 100ms downinter 200ms fall 2 rise 2",
+        "    default-server inter 500ms fastinter 250ms downinter 500ms fall 2 rise 2",
         *(f"    server {name} 127.0.0.1:{p} check" for name, p in servers.items()),
     ]
     return "\n".join(lines) + "\n"

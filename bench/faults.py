@@ -548,6 +548,12 @@ class Drill:
             row.sts_calls = (self.sts_calls(sts_port) - calls) / max(1, tally.requests)
             failed = tally.requests - tally.ok
             row.notes.append(f"{failed:,} failed requests")
+            log = (self.tmp / f"{lb}.log").read_text(errors="replace").splitlines()
+            down = sorted(
+                {line.split(" is DOWN")[0].split()[-1] for line in log if " is DOWN" in line}
+            )
+            if down:
+                row.notes.append(f"HAProxy marked down: {', '.join(down)}")
             self.rows.append(row)
         finally:
             self.procs.stop(lb)
