@@ -134,11 +134,20 @@ class RedisStore:
                 yield
         except (RedisError, OSError, TimeoutError, Unacknowledged) as exc:
             reason = str(exc) if isinstance(exc, Unacknowledged) else type(exc).__name__
-            raise StoreUnavailable(
-                "The broker's session store is unavailable; try again shortly.",
-                log_detail=f"redis: {reason}",
-                headers={"Retry-After": "5"},
-            ) from None
+            raise _unavailable(reason) from None
+        except (RuntimeError, AttributeError) as exc:
+            # redis-py's cluster client, reconnecting to a node that died, lets transport
+            # errors of its own escape as these (bench/faults.py, "Redis Cluster node
+            # killed"): the store is unavailable, which is a 503, not a fault of ours.
+            raise _unavailable(f"{type(exc).__name__} while reconnecting") from None
+
+
+def _unavailable(reason: str) -> StoreUnavailable:
+    return StoreUnavailable(
+        "The broker's session store is unavailable; try again shortly.",
+        log_detail=f"redis: {reason}",
+        headers={"Retry-After": "5"},
+    )
 
 
 def _ms(ttl: float) -> int:
