@@ -78,11 +78,14 @@ class JwksCache:
             found = self._find(kid, alg)
         if found is not None:
             return found
-        if not self._keys:
+        if not self._keys or self._failure is not None:
+            # No keys, or the last attempt to fetch them failed: an unknown kid may be a key
+            # the IdP rotated in that we could not fetch. Unavailable (503), not a verdict.
             failure = self._failure
             raise IdpUnavailable(
                 "The identity provider's signing keys are not available.",
                 log_detail=failure.log_detail if failure else f"issuer={self._idp.issuer}",
+                headers={"Retry-After": str(max(1, int(self._idp.jwks_min_refresh_seconds)))},
             )
         raise UnknownSigningKey(
             "The token is signed with a key the issuer does not publish.",

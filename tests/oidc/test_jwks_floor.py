@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from broker.config import OidcIdp
-from broker.errors import IdpUnavailable, UnknownSigningKey
+from broker.errors import IdpUnavailable
 from broker.oidc.jwks import JwksCache
 from tests.peers.counting_idp import CountingIdp
 
@@ -90,6 +90,8 @@ async def test_stale_keys_keep_serving_while_the_idp_is_down(counting_idp: Count
 
 
 async def test_unknown_kids_while_down_cost_one_fetch_per_floor(counting_idp: CountingIdp) -> None:
+    """While the IdP cannot be reached, an unknown kid may be a key it rotated in: 503 with
+    Retry-After, not a 401 verdict on the token; known kids keep working."""
     clock = Clock()
     async with httpx.AsyncClient() as http:
         keys = cache(counting_idp, http, clock)
@@ -97,6 +99,8 @@ async def test_unknown_kids_while_down_cost_one_fetch_per_floor(counting_idp: Co
         counting_idp.failing = True
         clock.now += FLOOR + 1
         for i in range(50):
-            with pytest.raises(UnknownSigningKey):
+            with pytest.raises(IdpUnavailable) as info:
                 await keys.key(f"rotated-{i}", "RS256")
+            assert info.value.headers["Retry-After"] == str(int(FLOOR))
+        assert (await keys.key("k1", "RS256")).kid == "k1"
         assert counting_idp.discovery_hits == 2
