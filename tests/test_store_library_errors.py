@@ -28,6 +28,17 @@ class Escaping:
         return command
 
 
+async def run(store: RedisStore, op: str) -> None:
+    if op == "get":
+        await store.get("k")
+    elif op == "take":
+        await store.take("k")
+    elif op == "put":
+        await store.put("k", b"v", 10)
+    else:
+        await store.add("k", b"v", 10)
+
+
 @pytest.mark.parametrize(
     "exc",
     [
@@ -42,13 +53,6 @@ async def test_escaping_client_errors_are_store_unavailable(exc: Exception, op: 
     store = RedisStore(Redis(host="127.0.0.1", port=1), "t:")
     store._redis = Escaping(exc)  # type: ignore[assignment]
     with pytest.raises(StoreUnavailable) as info:
-        if op == "get":
-            await store.get("k")
-        elif op == "take":
-            await store.take("k")
-        elif op == "put":
-            await store.put("k", b"v", 10)
-        else:
-            await store.add("k", b"v", 10)
+        await run(store, op)
     assert info.value.status == 503
     assert info.value.headers["Retry-After"] == "5"

@@ -53,6 +53,10 @@ class Failure:
     def retryable(self) -> bool:
         return self.code in RETRYABLE or self.status >= 500 or self.status == 0
 
+    @property
+    def throttled(self) -> bool:
+        return self.code in _THROTTLE
+
 
 def parse_error(body: bytes, status: int) -> Failure:
     try:
