@@ -12,7 +12,7 @@
     │   ├── InvalidAssertion ─┬─ InvalidDestination, InvalidRecipient, InvalidSubjectConfirmation,
     │   │                     ├─ InvalidRoleAttribute, InvalidSessionAttribute,
     │   │                     └─ UnsolicitedResponse, UnknownInResponseTo ── SignInNotStartedHere
-    │   ├── ReplayDetected, SessionExpired
+    │   ├── ReplayDetected, SessionExpired ── ReauthenticationRequired
     │   └── StsInvalidIdentityToken, StsTokenExpired
     ├── AuthorizationFailed (403)
     │   ├── NoRoleGranted, RoleNotGranted, CsrfFailed, RedirectNotAllowed
@@ -193,6 +193,11 @@ class SignInNotStartedHere(UnknownInResponseTo):
 
 class SessionExpired(AuthenticationFailed):
     pass
+
+
+class ReauthenticationRequired(SessionExpired):
+    """The kept IdP assertion is past STS's redemption window: the person goes back through
+    the IdP (the browser does that by itself); nothing is sent to STS."""
 
 
 class StsInvalidIdentityToken(AuthenticationFailed):

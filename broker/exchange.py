@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from broker.audit import Trail
@@ -12,8 +13,13 @@ from broker.aws.cache import CredentialsCache
 from broker.aws.observer import StsObserver, Unobserved
 from broker.aws.sts import StsClient, sts_request
 from broker.config import Config
-from broker.errors import NoRoleGranted, RoleNotGranted, RoleSelectionRequired
-from broker.identity import Identity, Issued, RoleGrant
+from broker.errors import (
+    NoRoleGranted,
+    ReauthenticationRequired,
+    RoleNotGranted,
+    RoleSelectionRequired,
+)
+from broker.identity import Identity, Issued, Proof, RoleGrant
 from broker.issuer.mint import AssertionIssuer, mint
 from broker.mapping import Decision, map_roles
 
@@ -34,6 +40,7 @@ class Exchange:
         self._config = config
         self._sts = sts
         self._issuer = issuer
+        self._clock = clock
         self._observer: StsObserver = observer or Unobserved()
         aws = config.aws
         self._cache = (
@@ -56,6 +63,16 @@ class Exchange:
         trail.grant(grant)
         return grant
 
+    def _check_redeemable(self, identity: Identity) -> None:
+        """STS redeems a SAML assertion only within 5 minutes of its IssueInstant
+        (ExpiredTokenException otherwise): past that, no call; the person signs in again."""
+        deadline = redemption_deadline(identity, self._config)
+        if deadline is not None and datetime.fromtimestamp(self._clock(), UTC) >= deadline:
+            raise ReauthenticationRequired(
+                "Your sign-in is older than AWS accepts for this role; sign in again.",
+                log_detail=f"SAML assertion past its redemption window (idp={identity.idp})",
+            )
+
     async def issue(
         self,
         identity: Identity,
@@ -70,10 +87,11 @@ class Exchange:
         either way."""
         grant = self.grant(identity, role, trail)
         seconds = clamp_duration(duration, grant.max_session_seconds)
-        # Via issuer: the broker's own assertion, built here for STS only.
-        proof = (
-            identity.proof if grant.via == "idp" else mint(self._issuer, identity, grant, seconds)
-        )
+        if grant.via == "idp":
+            proof: Proof = identity.proof
+            self._check_redeemable(identity)
+        else:  # via issuer: the broker's own assertion, built here for STS only
+            proof = mint(self._issuer, identity, grant, seconds)
         request = sts_request(
             proof.sts_call(grant),
             duration=seconds,
@@ -92,6 +110,18 @@ class Exchange:
             cache.put(request.key, creds, identity.expires_at)
         trail.issued(creds)
         return Issued(grant, creds)
+
+
+def redemption_deadline(identity: Identity, config: Config) -> datetime | None:
+    """When the identity's own proof stops being redeemable at STS (pass-through SAML: the
+    redemption window after its IssueInstant, less a margin for the trip to STS)."""
+    window = config.aws.saml_redemption_seconds
+    until = identity.proof.redeemable_until(window)
+    return None if until is None else until - timedelta(seconds=window * _MARGIN)
+
+
+# Re-authenticate this share of the window early, so the proof still reaches STS in time.
+_MARGIN = 0.1
 
 
 def choose(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from broker.errors import BrokerError
@@ -58,6 +58,14 @@ class SamlAssertion:
     """A verified base64 SAMLResponse, redeemed with AssumeRoleWithSAML. Never logged."""
 
     response: str = field(repr=False)
+    # The older of the Response's and the Assertion's IssueInstant: STS redeems a SAML
+    # assertion only within 5 minutes of it (aws.saml_redemption_seconds).
+    issued_at: datetime | None = None
+
+    def redeemable_until(self, window_seconds: float) -> datetime | None:
+        if self.issued_at is None:
+            return None
+        return self.issued_at + timedelta(seconds=window_seconds)
 
     def sts_call(self, grant: RoleGrant) -> StsCall:
         if grant.principal_arn is None:
@@ -78,6 +86,9 @@ class WebIdentityToken:
     # RoleSessionName, decided by the verifier from the IdP's template (STS-safe).
     session_name: str
 
+    def redeemable_until(self, window_seconds: float) -> datetime | None:
+        return None  # the token's own expiry is the identity's, checked at verification
+
     def sts_call(self, grant: RoleGrant) -> StsCall:
         params = {
             "RoleArn": grant.arn,
@@ -90,6 +101,9 @@ class WebIdentityToken:
 @dataclass(frozen=True, slots=True)
 class NoProof:
     """An identity described for `broker explain`: it can be mapped, never exchanged."""
+
+    def redeemable_until(self, window_seconds: float) -> datetime | None:
+        return None
 
     def sts_call(self, grant: RoleGrant) -> StsCall:
         raise BrokerError("an identity without a proof cannot be exchanged for credentials")

@@ -16,16 +16,18 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from broker.audit import Trail
 from broker.browser.confirm import confirm
 from broker.browser.pages import account_groups, cli_snippets
+from broker.browser.reauth import cli_path, console_path, reauthenticate
 from broker.browser.session import BrowserSession, SessionManager, server_secrets
 from broker.console_url.federation import SERVICES, destination_url, session_duration, signin_url
-from broker.errors import InvalidParameter, NoRoleGranted
+from broker.errors import InvalidParameter, NoRoleGranted, ReauthenticationRequired
+from broker.exchange import redemption_deadline
 from broker.http.deps import RuntimeDep, client_address, request_path, runtime_of
 from broker.http.frontdoor import SignInMethod
 from broker.http.origin import from_another_site, origin_of
 from broker.http.problems import sign_in_again
 from broker.http.readers import read_form, safe_next
 from broker.http.render import page
-from broker.identity import Identity
+from broker.identity import Identity, RoleGrant
 from broker.issuer.mint import broker_session_seconds
 from broker.runtime import Runtime
 
@@ -66,6 +68,7 @@ class BrowserFrontDoor:
         router.add_api_route("/console", self.console_from_picker, methods=["POST"])
         router.add_api_route("/console", self.console_deep_link, methods=["GET"])
         router.add_api_route("/cli-credentials", self.cli_credentials, methods=["POST"])
+        router.add_api_route("/cli-credentials", self.cli_again, methods=["GET"])
         router.add_api_route("/logout", self.logout, methods=["POST"])
         return router
 
@@ -139,6 +142,7 @@ class BrowserFrontDoor:
             subject=session.identity.subject,
             idp=session.identity.idp,
             expires=session.expires_at.strftime("%H:%M UTC"),
+            reauth_at=_reauth_at(session, decision.grants, rt),
             last_role=session.last_role,
             destination=destination or "",
             region=region or "",
@@ -149,11 +153,13 @@ class BrowserFrontDoor:
         form = await read_form(request, what="the form", empty_ok=True)
         if from_another_site(request, self._origin):
             return _confirm_console(await self._session(request), form)
-        async with rt.audit.decision("console", FRONT_DOOR, client_address(request)) as trail:
-            session = await self._checked_session(request, form, trail)
-            url = await self._open_console(
-                rt, session, trail, form.get("role"), form.get("destination"), form.get("region")
-            )
+        role, destination, region = form.get("role"), form.get("destination"), form.get("region")
+        try:
+            async with rt.audit.decision("console", FRONT_DOOR, client_address(request)) as t:
+                session = await self._checked_session(request, form, t)
+                url = await self._open_console(rt, session, t, role, destination, region)
+        except ReauthenticationRequired:
+            return await self._again(request, rt, console_path(role, destination, region))
         return RedirectResponse(url, status_code=303, headers=_NO_REFERRER)
 
     async def console_deep_link(
@@ -186,9 +192,12 @@ class BrowserFrontDoor:
                 fields = {"role": role, "destination": destination, "region": region}
                 return _confirm_console(session, fields)
             session = landed
-        async with rt.audit.decision("console", FRONT_DOOR, client_address(request)) as trail:
-            trail.identity(session.identity)
-            url = await self._open_console(rt, session, trail, role, destination, region)
+        try:
+            async with rt.audit.decision("console", FRONT_DOOR, client_address(request)) as t:
+                t.identity(session.identity)
+                url = await self._open_console(rt, session, t, role, destination, region)
+        except ReauthenticationRequired:
+            return await self._again(request, rt, console_path(role, destination, region))
         return RedirectResponse(url, status_code=303, headers=_NO_REFERRER)
 
     async def cli_credentials(self, request: Request, rt: RuntimeDep) -> Response:
@@ -203,9 +212,12 @@ class BrowserFrontDoor:
                 button="Show credentials",
             )
         client = client_address(request)
-        async with rt.audit.decision("cli-credentials", FRONT_DOOR, client) as trail:
-            session = await self._checked_session(request, form, trail)
-            issued = await rt.exchange.issue(session.identity, _role(form.get("role")), trail)
+        try:
+            async with rt.audit.decision("cli-credentials", FRONT_DOOR, client) as trail:
+                session = await self._checked_session(request, form, trail)
+                issued = await rt.exchange.issue(session.identity, _role(form.get("role")), trail)
+        except ReauthenticationRequired:
+            return await self._again(request, rt, cli_path(form.get("role")))
         await self.sessions.remember_role(session, issued.grant.name, datetime.now(UTC))
         snippets = cli_snippets(issued.credentials, issued.grant)
         accept = request.headers.get("accept", "")
@@ -233,7 +245,25 @@ class BrowserFrontDoor:
         self.sessions.clear_cookie(response)
         return response
 
+    async def cli_again(self, request: Request, role: str | None = None) -> Response:
+        """Where a command-line request comes back to after signing in again: one click
+        (a form with the CSRF token) shows the credentials; a GET never mints them."""
+        session = await self._session(request)
+        return confirm(
+            session,
+            "/cli-credentials",
+            {"role": role},
+            title="Command-line credentials?",
+            question=f"Show command-line credentials for the role {role or '?'}?",
+            button="Show credentials",
+        )
+
     # -- the steps the routes share ---------------------------------------------------------
+
+    async def _again(self, request: Request, rt: Runtime, next_path: str) -> Response:
+        """The kept sign-in is past what AWS redeems: back through the IdP, then `next_path`."""
+        session = await self._session(request)
+        return reauthenticate(self.methods(), session.identity, next_path, rt.config)
 
     async def _session(self, request: Request) -> BrowserSession:
         """The signed-in session; without one, the refusal offers to sign in again."""
@@ -283,6 +313,15 @@ def _confirm_console(session: BrowserSession, fields: Mapping[str, str | None]) 
         question=f"Open the AWS console as {role}, at {where}?",
         button="Open the console",
     )
+
+
+def _reauth_at(session: BrowserSession, grants: Sequence[RoleGrant], rt: Runtime) -> str:
+    """The real limit of a pass-through session: after this, clicks on roles reached with
+    the IdP's own assertion go through the IdP again."""
+    deadline = redemption_deadline(session.identity, rt.config)
+    if deadline is None or not any(g.via == "idp" for g in grants):
+        return ""
+    return deadline.strftime("%H:%M:%S UTC")
 
 
 def _role(role: str | None) -> str:

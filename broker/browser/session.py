@@ -233,7 +233,8 @@ def _decode(sid: str, data: bytes) -> BrowserSession:
 
 def _encode_proof(proof: Proof) -> dict[str, str]:
     if isinstance(proof, SamlAssertion):
-        return {"kind": "saml", "response": proof.response}
+        issued = "" if proof.issued_at is None else proof.issued_at.isoformat()
+        return {"kind": "saml", "response": proof.response, "issued_at": issued}
     if isinstance(proof, WebIdentityToken):
         return {"kind": "web-identity", "token": proof.token, "session_name": proof.session_name}
     return {"kind": "none"}
@@ -242,7 +243,8 @@ def _encode_proof(proof: Proof) -> dict[str, str]:
 def _decode_proof(doc: dict[str, str]) -> Proof:
     kind = doc.get("kind")
     if kind == "saml":
-        return SamlAssertion(doc["response"])
+        issued = doc.get("issued_at")
+        return SamlAssertion(doc["response"], datetime.fromisoformat(issued) if issued else None)
     if kind == "web-identity":
         return WebIdentityToken(doc["token"], doc["session_name"])
     return NoProof()

@@ -68,6 +68,9 @@ class SamlIdp(Strict):
     metadata_url: str | None = None
     entity_id: str | None = None
     sso_url: str | None = None
+    # Where people start a sign-in at this IdP (its portal), for an IdP that takes no
+    # SP-initiated sign-in: shown when a session must go back through the IdP.
+    portal_url: str | None = None
     certificates: list[str] = Field(default_factory=list)
     idp_initiated: bool = True
     audiences: list[str] = Field(
@@ -82,6 +85,11 @@ class SamlIdp(Strict):
     # sts:TagSession / sts:SetSourceIdentity (see `broker setup trust-policy`).
     session_tags: bool = False
     source_identity: bool = False
+
+    @field_validator("portal_url")
+    @classmethod
+    def _portal(cls, v: str | None) -> str | None:
+        return None if v is None else check_url(v, "portal_url")
 
     @model_validator(mode="after")
     def _one_source(self) -> SamlIdp:

@@ -76,6 +76,11 @@ class AwsSettings(Strict):
     # One attempt's bound, and the whole request's (every attempt and backoff included).
     sts_timeout_seconds: float = Field(5.0, gt=0, le=60)
     sts_deadline_seconds: float = Field(10.0, gt=0, le=120)
+    # STS redeems a SAML assertion only within 5 minutes of its IssueInstant
+    # ("ExpiredTokenException: Token must be redeemed within 5 minutes of issuance"): a
+    # pass-through browser session goes back through the IdP before that. Lower only to
+    # re-authenticate sooner (tests use seconds).
+    saml_redemption_seconds: float = Field(300, gt=0, le=300)
     # Attempts on throttling and transient failures: at 30 % throttling, 5 attempts leave
     # 0.3^5 ≈ 0.2 % of requests refused (bench/faults.py targets ≥ 99 % through).
     sts_max_attempts: int = Field(5, ge=1, le=10)

@@ -44,6 +44,8 @@ class Checked:
     in_response_to: str | None
     expires_at: datetime
     session_not_on_or_after: datetime | None
+    # The older IssueInstant (Response or Assertion): where STS's redemption window starts.
+    issued_at: datetime | None = None
 
 
 def parse_time(value: str | None, what: str) -> datetime:
@@ -91,8 +93,10 @@ def after_library(
     _destination(doc, sp)
     _audience(assertion, rt)
     skew = timedelta(seconds=rt.config.clock_skew_seconds)
+    issued: list[datetime] = []
     for el, what in ((doc, "Response"), (assertion, "Assertion")):
-        if parse_time(el.get("IssueInstant"), f"{what} IssueInstant") > now + skew:
+        issued.append(parse_time(el.get("IssueInstant"), f"{what} IssueInstant"))
+        if issued[-1] > now + skew:
             raise TokenNotYetValid(
                 "The SAML response was issued in the future.",
                 log_detail=f"{what} IssueInstant > now",
@@ -107,6 +111,7 @@ def after_library(
         in_response_to=in_response_to,
         expires_at=expires_at,
         session_not_on_or_after=_session(assertion, now),
+        issued_at=min(issued),
     )
 
 

@@ -289,7 +289,7 @@ def _identity(verified: _Verified, saml_response: str) -> Identity:
         subject=verified.subject,
         attributes=verified.attributes,
         expires_at=c.expires_at,
-        proof=SamlAssertion(saml_response),
+        proof=SamlAssertion(saml_response, issued_at=c.issued_at),
         signed_roles=aws.roles,
         session_name=aws.session_name,
         session_duration=aws.session_duration,

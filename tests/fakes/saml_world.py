@@ -35,7 +35,13 @@ REQUEST_ID = re.compile(rb'ID="([^"]+)"')
 
 
 def world_config(
-    idp: TestIdp, standin_url: str, audit: Path, sso_url: str, **server: Any
+    idp: TestIdp,
+    standin_url: str,
+    audit: Path,
+    sso_url: str | None,
+    *,
+    aws: dict[str, Any] | None = None,
+    **server: Any,
 ) -> Config:
     return parse_config(
         {
@@ -44,6 +50,7 @@ def world_config(
                 "sts_endpoint": standin_url + "/",
                 "federation_endpoint": standin_url + "/federation",
                 "sts_max_attempts": 1,
+                **(aws or {}),
             },
             "audit": {"path": str(audit)},
             "identity_providers": {
@@ -148,9 +155,10 @@ def register_idp(standin: AwsStandIn, idp: TestIdp, *accounts: str) -> list[str]
 def saml_world(
     tmp: Path,
     *,
-    sso_url: str = IDP_ENTITY + "/sso",
+    sso_url: str | None = IDP_ENTITY + "/sso",
     tls: tuple[Path, Path] | None = None,
     standin: AwsStandIn | None = None,
+    aws: dict[str, Any] | None = None,
     **server: Any,
 ) -> Iterator[SamlWorld]:
     """A broker (uvicorn) with one SAML IdP (pysaml2) and the AWS stand-in; logs captured at
@@ -163,7 +171,7 @@ def saml_world(
     with capturing(BrokerLogs()) as logs, serve(standin) as standin_url:
         prod, analytics = register_idp(standin, idp, PROD, ANALYTICS)
         pairs = [f"{DEPLOYER},{prod}", f"{ADMIN},{prod}", f"{READER},{analytics}"]
-        config = world_config(idp, standin_url, audit_path, sso_url, **server)
+        config = world_config(idp, standin_url, audit_path, sso_url, aws=aws, **server)
         # What an operator sets up in IAM: the roles trust "corp" for assertions sent to the
         # broker's ACS URL (SAML:aud), as `broker setup trust-policy --idp corp` prints.
         register_configured_roles(standin, config, idp="corp")
