@@ -260,11 +260,19 @@ class StsClient:
 
 def form_body(form: Mapping[str, str]) -> bytes:
     """application/x-www-form-urlencoded. A JWT or base64 assertion is kilobytes of characters
-    that need no escaping (base64url) or only a few (+/=): check with one regex instead of
-    quoting character by character, which bench/ measured at ~30 µs a call."""
-    return "&".join(
-        f"{k}={v if _UNRESERVED.fullmatch(v) else quote_plus(v)}" for k, v in form.items()
-    ).encode("ascii")
+    that need no escaping (base64url) or only three (+/=): check with one regex instead of
+    quoting character by character, which bench/ measured at ~30 µs for a JWT and ~280 µs
+    for an issuer-mode assertion."""
+    return "&".join(f"{k}={_encode(v)}" for k, v in form.items()).encode("ascii")
+
+
+def _encode(value: str) -> str:
+    if _UNRESERVED.fullmatch(value):
+        return value
+    if _BASE64.fullmatch(value):
+        return value.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")
+    return quote_plus(value)
 
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+_BASE64 = re.compile(r"[A-Za-z0-9+/=_.~-]*")
