@@ -34,6 +34,17 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 REQUEST_ID = re.compile(rb'ID="([^"]+)"')
 
 
+def _with_issuer(data: dict[str, Any], issuer: dict[str, Any] | None) -> dict[str, Any]:
+    """Issuer mode: the broker signs for every role, which rules grant (an IdP-signed pair
+    never reaches a role reached via the broker's own provider)."""
+    if issuer is not None:
+        data["issuer"] = issuer
+        data["rules"].append(
+            {"name": "people", "idp": "corp", "grant": ["deployer", "admin", "reader"]}
+        )
+    return data
+
+
 def world_config(
     idp: TestIdp,
     standin_url: str,
@@ -41,49 +52,53 @@ def world_config(
     sso_url: str | None,
     *,
     aws: dict[str, Any] | None = None,
+    issuer: dict[str, Any] | None = None,
     **server: Any,
 ) -> Config:
     return parse_config(
-        {
-            "server": {"base_url": BASE_URL, **server},
-            "aws": {
-                "sts_endpoint": standin_url + "/",
-                "federation_endpoint": standin_url + "/federation",
-                "sts_max_attempts": 1,
-                **(aws or {}),
-            },
-            "audit": {"path": str(audit)},
-            "identity_providers": {
-                "corp": {
-                    "type": "saml",
-                    "entity_id": IDP_ENTITY,
-                    "sso_url": sso_url,
-                    "certificates": [idp.key.cert_pem],
-                }
-            },
-            "accounts": {PROD: {"name": "Production"}, ANALYTICS: {"name": "Analytics"}},
-            "roles": {
-                "deployer": {"arn": DEPLOYER, "max_session_seconds": 7200},
-                "admin": {"arn": ADMIN, "description": "Full access"},
-                "reader": {"arn": READER, "max_session_seconds": 43200},
-                "auditor": {"arn": AUDITOR},
-            },
-            "rules": [
-                {"name": "auditors", "idp": "corp", "grant": ["auditor"]},
-                {
-                    "name": "no-contractors",
-                    "idp": "corp",
-                    "when": {"claim": "groups", "contains": "contractors"},
-                    "deny": ["*"],
+        _with_issuer(
+            {
+                "server": {"base_url": BASE_URL, **server},
+                "aws": {
+                    "sts_endpoint": standin_url + "/",
+                    "federation_endpoint": standin_url + "/federation",
+                    "sts_max_attempts": 1,
+                    **(aws or {}),
                 },
-                {
-                    "name": "no-admin-for-interns",
-                    "idp": "corp",
-                    "when": {"claim": "groups", "contains": "interns"},
-                    "deny": ["admin"],
+                "audit": {"path": str(audit)},
+                "identity_providers": {
+                    "corp": {
+                        "type": "saml",
+                        "entity_id": IDP_ENTITY,
+                        "sso_url": sso_url,
+                        "certificates": [idp.key.cert_pem],
+                    }
                 },
-            ],
-        }
+                "accounts": {PROD: {"name": "Production"}, ANALYTICS: {"name": "Analytics"}},
+                "roles": {
+                    "deployer": {"arn": DEPLOYER, "max_session_seconds": 7200},
+                    "admin": {"arn": ADMIN, "description": "Full access"},
+                    "reader": {"arn": READER, "max_session_seconds": 43200},
+                    "auditor": {"arn": AUDITOR},
+                },
+                "rules": [
+                    {"name": "auditors", "idp": "corp", "grant": ["auditor"]},
+                    {
+                        "name": "no-contractors",
+                        "idp": "corp",
+                        "when": {"claim": "groups", "contains": "contractors"},
+                        "deny": ["*"],
+                    },
+                    {
+                        "name": "no-admin-for-interns",
+                        "idp": "corp",
+                        "when": {"claim": "groups", "contains": "interns"},
+                        "deny": ["admin"],
+                    },
+                ],
+            },
+            issuer,
+        )
     )
 
 
@@ -159,6 +174,7 @@ def saml_world(
     tls: tuple[Path, Path] | None = None,
     standin: AwsStandIn | None = None,
     aws: dict[str, Any] | None = None,
+    issuer: dict[str, Any] | None = None,
     **server: Any,
 ) -> Iterator[SamlWorld]:
     """A broker (uvicorn) with one SAML IdP (pysaml2) and the AWS stand-in; logs captured at
@@ -171,12 +187,21 @@ def saml_world(
     with capturing(BrokerLogs()) as logs, serve(standin) as standin_url:
         prod, analytics = register_idp(standin, idp, PROD, ANALYTICS)
         pairs = [f"{DEPLOYER},{prod}", f"{ADMIN},{prod}", f"{READER},{analytics}"]
-        config = world_config(idp, standin_url, audit_path, sso_url, aws=aws, **server)
+        config = world_config(
+            idp, standin_url, audit_path, sso_url, aws=aws, issuer=issuer, **server
+        )
         # What an operator sets up in IAM: the roles trust "corp" for assertions sent to the
-        # broker's ACS URL (SAML:aud), as `broker setup trust-policy --idp corp` prints.
-        register_configured_roles(standin, config, idp="corp")
+        # broker's ACS URL (SAML:aud), as `broker setup trust-policy --idp corp` prints; in
+        # issuer mode, the broker's own provider, registered from its metadata.
+        if issuer is None:
+            register_configured_roles(standin, config, idp="corp")
         app = create_app(config)
         with serve_app(app, tls=tls) as url:
+            if issuer is not None:
+                metadata = httpx.get(url + "/issuer/metadata").content
+                for account in (PROD, ANALYTICS):
+                    standin.register_saml_provider("broker", account_id=account, metadata=metadata)
+                register_configured_roles(standin, config)
             world = SamlWorld(url, idp, standin, standin_url, logs, audit_path, pairs, app)
             yield world
     assert_nothing_leaked(world.secrets, logs, audit_path)
