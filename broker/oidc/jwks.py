@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -161,29 +162,55 @@ class JwksCache:
         return tuple(keys)
 
     async def _get_json(self, url: str) -> dict[str, Any]:
+        """A bounded GET: at most MAX_DOCUMENT_BYTES read, whatever the IdP sends (a 10 MB
+        JWKS is refused as unusable, not parsed), within the IdP's HTTP timeout."""
         try:
-            response = await self._http.get(
-                url, timeout=self._idp.http_timeout_seconds, follow_redirects=False
-            )
-        except httpx.HTTPError as exc:
+            async with asyncio.timeout(self._idp.http_timeout_seconds):
+                status, raw = await self._read(url)
+        except (httpx.HTTPError, TimeoutError) as exc:
             raise IdpUnavailable(
                 "The identity provider could not be reached.",
                 log_detail=f"GET {url}: {type(exc).__name__}",
             ) from exc
-        if response.status_code != 200:
+        if status != 200:
             raise IdpUnavailable(
                 "The identity provider answered with an error.",
-                log_detail=f"GET {url}: HTTP {response.status_code}",
+                log_detail=f"GET {url}: HTTP {status}",
+            )
+        if raw is None:
+            raise IdpUnavailable(
+                "The identity provider sent a document too large to be a key set.",
+                log_detail=f"GET {url}: over {MAX_DOCUMENT_BYTES} bytes",
             )
         try:
-            body = response.json()
-        except ValueError:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
             body = None
         if not isinstance(body, dict):
             raise IdpUnavailable(
                 "The identity provider sent something that is not JSON.", log_detail=f"GET {url}"
             )
         return body
+
+    async def _read(self, url: str) -> tuple[int, bytes | None]:
+        """The status and the body, or None for a body over the cap (not read further)."""
+        async with self._http.stream(
+            "GET", url, timeout=self._idp.http_timeout_seconds, follow_redirects=False
+        ) as response:
+            if response.status_code != 200:
+                return response.status_code, b""
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_DOCUMENT_BYTES:
+                    return response.status_code, None
+                chunks.append(chunk)
+            return response.status_code, b"".join(chunks)
+
+
+# Discovery documents and key sets are a few KB; real ones stay far below this.
+MAX_DOCUMENT_BYTES = 512 * 1024
 
 
 def _parse_jwk(jwk: Any) -> SigningKey | None:
