@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 from fastapi import FastAPI
 
 from broker.app import create_app
@@ -56,3 +57,36 @@ async def in_process(config: Config) -> AsyncIterator[InProcess]:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             yield InProcess(app, client)
+
+
+@contextmanager
+def blocking(config: Config) -> Iterator[tuple[BlockingPortal, InProcess]]:
+    """in_process(config) on an event loop of its own thread, for synchronous callers (a
+    Hypothesis test runs many examples against one app)."""
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(in_process(config)) as broker,
+    ):
+        yield portal, broker
+
+
+class StoreWatch:
+    """Records every store call that changed something, by wrapping the instance's methods."""
+
+    def __init__(self, store: Any) -> None:
+        self.changed: list[str] = []
+        for name in ("add", "put", "take", "delete"):
+            setattr(store, name, self._wrap(name, getattr(store, name)))
+
+    def _wrap(self, name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+        async def watched(key: str, *args: Any) -> Any:
+            result = await method(key, *args)
+            if (
+                name in ("put", "delete")
+                or (name == "add" and result)
+                or (name == "take" and result is not None)
+            ):
+                self.changed.append(f"{name} {key}")
+            return result
+
+        return watched
