@@ -122,6 +122,17 @@ YAML_BITS = [
     "!!set {a, b}",
     "!!omap [a: 1]",
     "!!timestamp 2001-12-14",
+    "!!timestamp",
+    "!!int",
+    "!!float",
+    "!!bool",
+    "!!map",
+    "!!seq",
+    "!!str",
+    "!!null",
+    "!!pairs",
+    "!<tag:yaml.org,2002:int>",
+    "!local",
     ".nan",
     ".inf",
     "0o17",
@@ -180,7 +191,24 @@ def test_deep_nesting_is_a_config_error(opener: str) -> None:
             load_config(path)
 
 
-@pytest.mark.parametrize("text", ["? [complex, key]\n: 1", "{[1]: 2}", "a: {? {b: 1}: 2}"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "? [complex, key]\n: 1",
+        "{[1]: 2}",
+        "a: {? {b: 1}: 2}",
+        # Found by bench/fuzz.py: PyYAML's constructors raise on a value that does not fit
+        # its explicit tag.
+        "a: !!timestamp 2001-12-14\n  !!python/object/apply:os.system [id]",
+        "a: !!timestamp x",
+        "a: !!timestamp 2001-13-45",
+        "a: !!int x",
+        "a: !!int 0b2",
+        "a: !!float 1:x",
+        "a: !!bool x",
+        "a: !!map [1]",
+    ],
+)
 def test_a_complex_key_is_a_config_error(text: str) -> None:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "broker.yaml"

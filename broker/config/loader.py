@@ -66,4 +66,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except RecursionError:  # PyYAML composes nested nodes recursively
         raise ConfigError(f"{path}: {_TOO_DEEP}") from None
+    except Exception as exc:  # library boundary: PyYAML's constructors fail on a value that
+        # does not fit an explicit tag (`!!int x`, `!!timestamp x`) with ValueError and kin
+        raise ConfigError(
+            f"{path}: not valid YAML: a value does not fit its tag ({type(exc).__name__})"
+        ) from None
     return parse_config(data)
