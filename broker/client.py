@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import ipaddress
 import json
 import os
 import shlex
+import stat
 import subprocess
+import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -21,29 +25,30 @@ class CredentialProcessError(Exception):
     pass
 
 
-def credential_process(args: argparse.Namespace) -> str:
-    cache = None if args.no_cache else _cache_path(args)
+def credential_process(args: argparse.Namespace, *, http: httpx.Client | None = None) -> str:
+    url = _endpoint(args.url)
+    token = _token(args)
+    cache = None if args.no_cache else _cache_path(args, token)
     if cache is not None:
         cached = _read_cache(cache)
         if cached is not None:
             return cached
-    token = _token(args)
-    url = args.url.rstrip("/")
-    if not url.endswith("/v1/credentials"):
-        url += "/v1/credentials"
     body: dict[str, object] = {"role": args.role}
     if args.duration:
         body["duration_seconds"] = args.duration
+    client = http or httpx.Client(timeout=30)
     try:
-        response = httpx.post(
+        response = client.post(
             url,
             params={"format": "process"},
             json=body,
-            timeout=30,
             headers={"Authorization": f"Bearer {token}"},
         )
     except httpx.HTTPError as exc:
         raise CredentialProcessError(f"cannot reach the broker: {type(exc).__name__}") from None
+    finally:
+        if http is None:
+            client.close()
     if response.status_code != 200:
         try:
             problem = response.json()
@@ -55,6 +60,32 @@ def credential_process(args: argparse.Namespace) -> str:
     if cache is not None:
         _write_cache(cache, text)
     return text
+
+
+def _endpoint(base: str) -> str:
+    """RFC 6750 §5.3: a bearer token travels only over TLS. Plain http is for loopback (a
+    local broker or a tunnel), the same rule as the server's own URLs (config.base)."""
+    parts = urlsplit(base)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise CredentialProcessError(f"--url must be an absolute http(s) URL, not {base!r}")
+    if parts.scheme.lower() == "http" and not _is_loopback(parts.hostname):
+        raise CredentialProcessError(
+            f"--url {base} would send the token in clear: use https "
+            "(plain http is allowed only to localhost / 127.0.0.1 / ::1)"
+        )
+    url = base.rstrip("/")
+    return url if url.endswith("/v1/credentials") else url + "/v1/credentials"
+
+
+def _is_loopback(host: str) -> bool:
+    # Not broker.config.base.is_loopback_url: importing the config models (pydantic) would
+    # add most of a cached answer's run time.
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _token(args: argparse.Namespace) -> str:
@@ -82,27 +113,69 @@ def _token(args: argparse.Namespace) -> str:
     return token
 
 
-def _cache_path(args: argparse.Namespace) -> Path:
+def _cache_path(args: argparse.Namespace, token: str) -> Path | None:
+    """Keyed by the token itself (hashed), so another identity behind the same token file or
+    command never gets these credentials; None when the directory is not safe to use."""
     base = Path(args.cache_dir) if args.cache_dir else Path.home() / ".cache" / "broker"
-    key = "\0".join(
-        [args.url, args.role, str(args.duration), args.token_file or args.token_command]
-    )
-    return base / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        problem = _unsafe(base.lstat(), directory=True)
+    except OSError as exc:
+        problem = f"cannot use it: {exc.strerror}"
+    if problem:
+        _warn(base, problem)
+        return None
+    key = "\0".join([args.url, args.role, str(args.duration), token])
+    return base / f"{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
+
+
+def _unsafe(st: os.stat_result, *, directory: bool) -> str | None:
+    """What makes a cache entry untrustworthy: someone else could have written it."""
+    if directory and not stat.S_ISDIR(st.st_mode):
+        return "not a directory"
+    if not directory and not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_uid != os.geteuid():
+        return f"not owned by you (uid {st.st_uid})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "writable by group or others"
+    return None
+
+
+def _warn(path: Path, problem: str) -> None:
+    print(f"broker credential-process: not using the cache: {path} is {problem}", file=sys.stderr)
 
 
 def _read_cache(path: Path) -> str | None:
     try:
-        text = path.read_text(encoding="utf-8")
-        expiration = datetime.fromisoformat(json.loads(text)["Expiration"].replace("Z", "+00:00"))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        fd = os.open(
+            path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        )
+    except FileNotFoundError:
         return None
+    except OSError:
+        problem = _unsafe(path.lstat(), directory=False) if path.is_symlink() else None
+        if problem:
+            _warn(path, problem)
+        return None
+    with os.fdopen(fd, "rb") as f:
+        problem = _unsafe(os.fstat(f.fileno()), directory=False)
+        if problem:
+            _warn(path, problem)
+            return None
+        try:
+            text = f.read(64 * 1024).decode("utf-8")
+            expiration = datetime.fromisoformat(
+                json.loads(text)["Expiration"].replace("Z", "+00:00")
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
     if expiration - datetime.now(UTC) <= REFRESH_BEFORE:
         return None
     return text
 
 
 def _write_cache(path: Path, text: str) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # mkstemp creates it 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

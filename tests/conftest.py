@@ -10,6 +10,24 @@ from typing import Any
 
 import pytest
 import uvicorn
+from hypothesis import HealthCheck, settings
+
+# Property-based tests: "ci" bounds the whole fuzz set (`-m fuzz`) to seconds in scripts/test;
+# bench/fuzz.py runs it under "long" ($BROKER_FUZZ_EXAMPLES a test). No example database: a
+# failure prints its reproduction blob instead of writing into the work tree.
+_FUZZ = {
+    "deadline": None,
+    "database": None,
+    "print_blob": True,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+}
+settings.register_profile("ci", max_examples=40, **_FUZZ)  # type: ignore[arg-type]
+settings.register_profile(
+    "long",
+    max_examples=int(os.environ.get("BROKER_FUZZ_EXAMPLES", "20000")),
+    **_FUZZ,  # type: ignore[arg-type]
+)
+settings.load_profile(os.environ.get("BROKER_HYPOTHESIS_PROFILE", "ci"))
 
 # Real peers, shared by every test module: panva's oidc-provider and redis-server (single,
 # Sentinel, Cluster) on loopback.

@@ -6,6 +6,7 @@ import re
 import string
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -72,6 +73,10 @@ class SamlIdp(Strict):
     # SP-initiated sign-in: shown when a session must go back through the IdP.
     portal_url: str | None = None
     certificates: list[str] = Field(default_factory=list)
+    # Certificates (PEM or base64 DER) whose key signs the metadata document itself (a
+    # federation's or the IdP's metadata-signing key). Set, the metadata must carry an
+    # enveloped signature that one of them verifies, or the broker does not start.
+    metadata_signing_certificates: list[str] = Field(default_factory=list)
     idp_initiated: bool = True
     audiences: list[str] = Field(
         default_factory=lambda: [AWS_SAML_AUDIENCE, PARTITIONS["aws"].saml_endpoint],
@@ -91,6 +96,18 @@ class SamlIdp(Strict):
     def _portal(cls, v: str | None) -> str | None:
         return None if v is None else check_url(v, "portal_url")
 
+    @field_validator("metadata_url")
+    @classmethod
+    def _metadata_url(cls, v: str | None) -> str | None:
+        """The metadata names the signing certificates: fetched over plain http, anyone on the
+        path could swap them. The issuers' rule (https, http on loopback only); a query is
+        allowed (Entra ID's per-application metadata has one)."""
+        if v is None:
+            return None
+        parts = urlsplit(v)
+        check_url(urlunsplit(parts._replace(query="")), "metadata_url")
+        return v
+
     @model_validator(mode="after")
     def _one_source(self) -> SamlIdp:
         sources = [
@@ -104,4 +121,6 @@ class SamlIdp(Strict):
             )
         if self.entity_id is not None and not self.certificates:
             raise ValueError("entity_id needs certificates")
+        if self.entity_id is not None and self.metadata_signing_certificates:
+            raise ValueError("metadata_signing_certificates needs metadata_file or metadata_url")
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from broker.config.messages import format_errors
 from broker.config.model import Config
 from broker.errors import ConfigError
 
+_TOO_DEEP = "invalid configuration: nested too deeply"
+
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
@@ -22,6 +25,8 @@ def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
+        if not isinstance(key, Hashable):
+            continue  # construct_mapping refuses it, with the place in the file
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -40,6 +45,8 @@ def parse_config(data: Any) -> Config:
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_errors(exc)) from None
+    except RecursionError:
+        raise ConfigError(_TOO_DEEP) from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -57,4 +64,11 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:  # PyYAML composes nested nodes recursively
+        raise ConfigError(f"{path}: {_TOO_DEEP}") from None
+    except Exception as exc:  # library boundary: PyYAML's constructors fail on a value that
+        # does not fit an explicit tag (`!!int x`, `!!timestamp x`) with ValueError and kin
+        raise ConfigError(
+            f"{path}: not valid YAML: a value does not fit its tag ({type(exc).__name__})"
+        ) from None
     return parse_config(data)

@@ -25,6 +25,9 @@ class ServerSettings(Strict):
     session_max_seconds: int = Field(8 * 3600, ge=60, le=43200)
     # Exactly one role granted and no deep link: skip the role picker, open the console.
     single_role_direct: bool = True
+    # A file holding the bearer token Prometheus must send for /metrics (read on every
+    # scrape, so it can rotate). Unset, /metrics is open: firewall the port then.
+    metrics_token_file: Path | None = None
 
     @field_validator("base_url")
     @classmethod

@@ -13,6 +13,7 @@ import anyio
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from lxml import etree
 from onelogin.saml2.constants import OneLogin_Saml2_Constants as C
 from onelogin.saml2.idp_metadata_parser import (
     OneLogin_Saml2_IdPMetadataParser,
@@ -21,6 +22,7 @@ from onelogin.saml2.settings import OneLogin_Saml2_Settings
 
 from broker.config import SamlIdp, ServerSettings
 from broker.errors import ConfigError
+from broker.saml.signed_metadata import UntrustedMetadata, verified_metadata
 
 MAX_METADATA_BYTES = 2 * 1024 * 1024
 
@@ -134,8 +136,18 @@ async def _metadata(name: str, idp: SamlIdp, http: httpx.AsyncClient) -> dict[st
         xml = resp.content
     if len(xml) > MAX_METADATA_BYTES:
         raise ConfigError(f"{where}: metadata is larger than {MAX_METADATA_BYTES} bytes")
+    document: bytes | etree._Element = xml
+    if idp.metadata_signing_certificates:
+        trusted = [
+            _der(c, f"{where}.metadata_signing_certificates[{i}]")
+            for i, c in enumerate(idp.metadata_signing_certificates)
+        ]
+        try:
+            document = verified_metadata(xml, trusted, allow_sha1=idp.allow_sha1)
+        except UntrustedMetadata as exc:
+            raise ConfigError(f"{where}: metadata refused: {exc}") from None
     try:
-        parsed = OneLogin_Saml2_IdPMetadataParser.parse(xml)
+        parsed = OneLogin_Saml2_IdPMetadataParser.parse(document)
     except Exception as exc:  # library boundary: any parse failure is a config error
         raise ConfigError(f"{where}: unreadable IdP metadata: {type(exc).__name__}") from None
     data: dict[str, Any] = parsed.get("idp") or {}

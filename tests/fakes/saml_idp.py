@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,9 @@ with warnings.catch_warnings():
     from saml2.sigver import pre_signature_part
     from saml2.xmldsig import DIGEST_SHA1, DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256
 
+MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 NS = {
+    "md": MD,
     "samlp": "urn:oasis:names:tc:SAML:2.0:protocol",
     "saml": "urn:oasis:names:tc:SAML:2.0:assertion",
     "ds": "http://www.w3.org/2000/09/xmldsig#",
@@ -153,6 +156,37 @@ class TestIdp:
     def metadata(self) -> str:
         """This IdP's metadata, as pysaml2 publishes it."""
         return str(entity_descriptor(self.config))
+
+    def signed_metadata(
+        self,
+        signer: Keypair,
+        *,
+        algorithms: tuple[str, str] = SHA256,
+        before_sign: Edit | None = None,
+        after_sign: Edit | None = None,
+    ) -> bytes:
+        """This IdP's metadata with an enveloped signature over the EntityDescriptor, made by
+        pysaml2's xmlsec1 backend with `signer`'s key (a federation's metadata-signing key)."""
+        root = etree.fromstring(self.metadata().encode())
+        ident = "_md" + base64.b32encode(os.urandom(10)).decode().lower()
+        root.set("ID", ident)
+        if before_sign is not None:
+            before_sign(root)
+        sign_alg, digest_alg = algorithms
+        template = pre_signature_part(
+            ident, signer.cert_b64, sign_alg=sign_alg, digest_alg=digest_alg
+        )
+        root.insert(0, etree.fromstring(template.to_string()))  # schema: Signature comes first
+        xml = self.server.sec.sign_statement(
+            etree.tostring(root).decode(),
+            node_name=f"{MD}:EntityDescriptor",
+            key_file=str(signer.key_file),
+            node_id=ident,
+        )
+        root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml)
+        if after_sign is not None:
+            after_sign(root)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
     def request_id(self, redirect_url: str) -> str:
         """Parse an HTTP-Redirect AuthnRequest the way the IdP would; return its ID."""
