@@ -52,10 +52,16 @@ def responder(port: int) -> None:
         head = f"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {len(body)}\r\n\r\n"
         answers[action] = (proof, head.encode() + body)
     bad = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+    token = b'{"SigninToken": "' + b"T" * 800 + b'"}'
+    signin = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(token), token)
+    )
 
     class Protocol(asyncio.Protocol):
         def __init__(self) -> None:
             self.body: list[bytes] = []
+            self.url = b""
             self.parser = httptools.HttpRequestParser(self)
             self.transport: Any = None
 
@@ -65,6 +71,9 @@ def responder(port: int) -> None:
         def data_received(self, data: bytes) -> None:
             self.parser.feed_data(data)
 
+        def on_url(self, url: bytes) -> None:
+            self.url = url
+
         def on_body(self, body: bytes) -> None:
             self.body.append(body)
 
@@ -72,6 +81,8 @@ def responder(port: int) -> None:
             form = b"".join(self.body)
             self.body.clear()
             answer = bad
+            if self.url.startswith(b"/federation?Action=getSigninToken"):
+                answer = signin
             for action, (proof, ok) in answers.items():
                 if b"Action=" + action + b"&" in form and proof in form:
                     answer = ok
@@ -118,9 +129,12 @@ def keypair(directory: Path) -> tuple[Path, Path]:
 
 
 async def measure(seconds: float, concurrency: int, sts_url: str, tmp: Path) -> list[str]:
+    import httpx
+
     from broker.audit import Trail
     from broker.aws.sts import StsClient
     from broker.config import parse_config
+    from broker.console_url.federation import signin_url
     from broker.exchange import Exchange
     from broker.identity import Identity, WebIdentityToken
     from broker.issuer.mint import AssertionIssuer
@@ -129,7 +143,13 @@ async def measure(seconds: float, concurrency: int, sts_url: str, tmp: Path) -> 
     key_file, cert_file = keypair(tmp)
     config = parse_config(
         {
-            "aws": {"sts_endpoint": sts_url, "sts_max_attempts": 1},
+            "aws": {
+                "sts_endpoint": sts_url,
+                "federation_endpoint": sts_url + "federation",
+                "sts_max_attempts": 1,
+                "sts_rate_per_account": None,
+                "sts_single_flight": False,  # distinct requests, as distinct people make
+            },
             "identity_providers": {
                 "ci": {"type": "oidc", "issuer": "https://token.example.com", "audiences": ["a"]}
             },
@@ -156,6 +176,7 @@ async def measure(seconds: float, concurrency: int, sts_url: str, tmp: Path) -> 
     )  # fmt: skip
     sts = StsClient(config.aws)
     await sts.start()
+    http = httpx.AsyncClient(timeout=5)
     issuer = AssertionIssuer.from_config(config)
     exchange = Exchange(config, sts, issuer)
     rows = []
@@ -167,12 +188,23 @@ async def measure(seconds: float, concurrency: int, sts_url: str, tmp: Path) -> 
         sign_us = (time.process_time() - t0) / n * 1e6
         rows.append(f"sign only (render + build + RSA-SHA256): {sign_us:,.0f} µs CPU each")
 
-        async def worker(role: str, until: float, count: list[int]) -> None:
+        async def worker(phase: str, until: float, count: list[int]) -> None:
+            role, console = phase.split(" ")[0], phase.endswith("console")
             while time.perf_counter() < until:
-                await exchange.issue(identity, role, Trail("credentials", "bench", None))
+                issued = await exchange.issue(identity, role, Trail("credentials", "bench", None))
+                if console:  # a console click: getSigninToken, then the login URL
+                    await signin_url(
+                        http,
+                        config.aws,
+                        issued.credentials,
+                        issuer="https://broker.example.com",
+                        destination="https://console.aws.amazon.com/console/home",
+                        duration=3600,
+                    )
                 count[0] += 1
 
-        for role in ("passthrough", "issued", "passthrough", "issued"):
+        phases = ("passthrough", "issued", "passthrough console", "issued console")
+        for role in phases + phases:
             warm = time.perf_counter() + 1.0
             await asyncio.gather(*(worker(role, warm, [0]) for _ in range(concurrency)))
             count = [0]
@@ -182,11 +214,12 @@ async def measure(seconds: float, concurrency: int, sts_url: str, tmp: Path) -> 
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             done = count[0]
             rows.append(
-                f"{role:<12} {done:>8,} requests  {done / wall:>9,.0f} req/s  "
+                f"{role:<20} {done:>8,} requests  {done / wall:>9,.0f} req/s  "
                 f"{cpu / done * 1e6:>7,.0f} µs CPU/request  ({cpu / wall:.0%} of a core)"
             )
     finally:
         await sts.close()
+        await http.aclose()
     return rows
 
 
