@@ -219,7 +219,12 @@ class BrowserFrontDoor:
         except ReauthenticationRequired:
             return await self._again(request, rt, cli_path(form.get("role")))
         await self.sessions.remember_role(session, issued.grant.name, datetime.now(UTC))
-        snippets = cli_snippets(issued.credentials, issued.grant)
+        snippets = cli_snippets(
+            issued.credentials,
+            issued.grant,
+            base_url=rt.config.server.base_url,
+            tokens=any(i.type == "oidc" for i in rt.config.identity_providers.values()),
+        )
         accept = request.headers.get("accept", "")
         if "application/json" in accept and "text/html" not in accept:
             return JSONResponse(snippets, headers=_NO_REFERRER)
