@@ -31,6 +31,37 @@ def account_groups(config: Config, grants: tuple[RoleGrant, ...]) -> list[Accoun
     return sorted(by_id.values(), key=lambda a: (a.name.lower(), a.account_id))
 
 
+#: Suggestions for the picker's Region field (any Region name is accepted).
+CONSOLE_REGIONS = {
+    "aws": (
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "ca-central-1",
+        "sa-east-1",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-central-1",
+        "eu-central-2",
+        "eu-north-1",
+        "eu-south-1",
+        "ap-south-1",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-east-1",
+        "me-central-1",
+        "af-south-1",
+    ),
+    "aws-us-gov": ("us-gov-west-1", "us-gov-east-1"),
+    "aws-cn": ("cn-north-1", "cn-northwest-1"),
+}
+
+
 def _variables(creds: Credentials) -> list[tuple[str, str]]:
     return [
         ("AWS_ACCESS_KEY_ID", creds.access_key_id),

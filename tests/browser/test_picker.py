@@ -109,3 +109,25 @@ def test_command_line_page_by_keyboard_tabs_and_copy(
         screenshot(page, "cli-390-cmd")
     finally:
         context.close()
+
+
+def test_picker_remembers_the_region_and_opens_a_role_in_a_new_tab(
+    page: Page, idp_world: tuple[SamlWorld, str]
+) -> None:
+    _, idp_url = idp_world
+    page.goto(idp_url + "/portal")
+    page.get_by_label("Console Region").fill("eu-west-1")
+    page.get_by_label("Console Region").press("Tab")
+    page.reload()
+    expect(page.get_by_label("Console Region")).to_have_value("eu-west-1")
+    screenshot(page, "picker-region")
+
+    row = page.locator("li.role", has_text="reader")
+    with page.context.expect_page() as opened:
+        row.get_by_role("button", name=re.compile("^In a new tab: the console as reader")).click()
+    tab = opened.value
+    expect(tab.locator("#caller-arn")).to_contain_text("assumed-role/reader/")
+    expect(tab.locator("#destination")).to_have_text(
+        "https://console.aws.amazon.com/console/home?region=eu-west-1"
+    )
+    expect(page.locator("h1")).to_have_text("AWS accounts")
