@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from broker.audit import Trail
 from broker.browser.confirm import confirm
-from broker.browser.pages import account_groups, cli_snippets
+from broker.browser.pages import CONSOLE_REGIONS, account_groups, cli_snippets
 from broker.browser.reauth import cli_path, console_path, reauthenticate
 from broker.browser.session import BrowserSession, SessionManager, server_secrets
 from broker.console_url.federation import SERVICES, destination_url, session_duration, signin_url
@@ -146,6 +146,7 @@ class BrowserFrontDoor:
             last_role=session.last_role,
             destination=destination or "",
             region=region or "",
+            regions=CONSOLE_REGIONS.get(rt.config.aws.partition, ()),
             services=sorted(SERVICES),
         )
 
@@ -219,7 +220,12 @@ class BrowserFrontDoor:
         except ReauthenticationRequired:
             return await self._again(request, rt, cli_path(form.get("role")))
         await self.sessions.remember_role(session, issued.grant.name, datetime.now(UTC))
-        snippets = cli_snippets(issued.credentials, issued.grant)
+        snippets = cli_snippets(
+            issued.credentials,
+            issued.grant,
+            base_url=rt.config.server.base_url,
+            tokens=any(i.type == "oidc" for i in rt.config.identity_providers.values()),
+        )
         accept = request.headers.get("accept", "")
         if "application/json" in accept and "text/html" not in accept:
             return JSONResponse(snippets, headers=_NO_REFERRER)

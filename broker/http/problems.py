@@ -15,13 +15,20 @@ from starlette.types import Scope
 
 from broker.errors import (
     BrokerError,
+    CsrfFailed,
     InvalidParameter,
     MalformedRequest,
     MethodNotAllowed,
+    NoRoleGranted,
     NotFound,
+    RedirectNotAllowed,
     ReplayDetected,
+    RoleNotGranted,
+    RoleSelectionRequired,
     SessionExpired,
+    StsAccessDenied,
     UnknownInResponseTo,
+    UpstreamError,
     new_error_id,
 )
 from broker.http.readers import safe_next
@@ -57,6 +64,37 @@ def _restart_url(exc: BrokerError) -> str | None:
         return None
 
 
+ACCOUNTS = ("Back to your accounts", "/")
+#: What a person can do next, by refusal (the first class that matches): a sentence, and the
+#: button that does it where there is one. A refusal a new sign-in cures offers that instead.
+NEXT_STEPS: tuple[tuple[type[BrokerError], str, tuple[str, str] | None], ...] = (
+    (NoRoleGranted, "Ask your administrator for access to an AWS role, then sign in again.", None),
+    (RoleNotGranted, "Choose one of the roles you have.", ACCOUNTS),
+    (
+        StsAccessDenied,
+        "AWS refused this role: choose another, or ask your administrator.",
+        ACCOUNTS,
+    ),
+    (RoleSelectionRequired, "Choose a role.", ACCOUNTS),
+    (
+        CsrfFailed,
+        "The form was older than your sign-in: open your accounts and try again.",
+        ACCOUNTS,
+    ),
+    (RedirectNotAllowed, "That link leads outside the AWS console: open a role here.", ACCOUNTS),
+    (NotFound, "Nothing is at this address.", ACCOUNTS),
+    (InvalidParameter, "Open your accounts and choose again.", ACCOUNTS),
+    (UpstreamError, "This is usually brief: try again in a minute.", ACCOUNTS),
+)
+
+
+def next_step(exc: BrokerError) -> tuple[str, tuple[str, str] | None]:
+    for kind, sentence, button in NEXT_STEPS:
+        if isinstance(exc, kind):
+            return sentence, button
+    return "", None
+
+
 def wants_html(scope: Scope) -> bool:
     if scope["path"].startswith("/v1/"):
         return False
@@ -82,6 +120,7 @@ def problem(exc: BrokerError, scope: Scope) -> Response:
     headers = {**NO_STORE, **exc.headers}
     restart = _restart_url(exc)
     if wants_html(scope):
+        step, button = ("", None) if restart else next_step(exc)
         return page(
             "error.html",
             status=exc.status,
@@ -91,6 +130,8 @@ def problem(exc: BrokerError, scope: Scope) -> Response:
             code=exc.code,
             error_id=error_id,
             sign_in_again=restart,
+            next_step=step,
+            button=button,
         )
     body = {
         "type": f"urn:broker:error:{exc.code}",

@@ -38,12 +38,17 @@ NO_STORE = {"cache-control": "no-store"}
 
 _PAGE = """<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>{title} — Local AWS stand-in, not AWS</title></head>
-<body>
-<p id="banner" style="background:#fde68a;padding:.5em;font-weight:bold">
-Local AWS stand-in — this is not AWS</p>
+<head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} — Local AWS stand-in, not AWS</title></head>
+<body style="font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem;\
+overflow-wrap:anywhere">
+<header><p id="banner" style="background:#fde68a;padding:.5em;font-weight:bold">
+Local AWS stand-in — this is not AWS</p></header>
+<main>
 <h1>{title}</h1>
 {body}
+</main>
 </body>
 </html>
 """

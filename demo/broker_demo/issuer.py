@@ -126,9 +126,11 @@ class DemoIssuer:
 def _page(title: str, body_html: str, status: int) -> HTMLResponse:
     html = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)} · {BANNER}</title></head>"
-        '<body style="font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto">'
-        f'<p id="banner" style="background:#fde68a;padding:.5em;font-weight:bold">{BANNER}</p>'
-        f"<h1>{escape(title)}</h1>{body_html}</body></html>"
+        '<body style="font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto;'
+        'padding:0 1rem;overflow-wrap:anywhere">'
+        '<header><p id="banner" style="background:#fde68a;padding:.5em;font-weight:bold">'
+        f"{BANNER}</p></header><main><h1>{escape(title)}</h1>{body_html}</main></body></html>"
     )
     return HTMLResponse(html, status, headers={"cache-control": "no-store"})
