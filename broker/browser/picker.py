@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -103,8 +103,15 @@ class BrowserFrontDoor:
         grants = runtime_of(request).exchange.decide(identity).grants
         if not grants:
             raise NoRoleGranted("You have no AWS roles; ask your administrator for access.")
-        if target == "/" and len(grants) == 1 and self._single_role_direct:
-            target = "/console?" + urlencode({"role": grants[0].name})
+        parts = urlsplit(target)
+        query = dict(parse_qsl(parts.query))
+        if (
+            parts.path == "/"
+            and set(query) <= {"destination", "region"}
+            and len(grants) == 1
+            and self._single_role_direct
+        ):
+            target = "/console?" + urlencode({"role": grants[0].name, **query})
             ask_first = False
         landing = None if ask_first else target
         cookie, session = await self.sessions.create(identity, datetime.now(UTC), landing=landing)

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from broker.config import Config, SamlIdp
-from broker.console_url.federation import hide_federation_urls
-from broker.errors import MalformedRequest, NotFound
+from broker.console_url.federation import destination_url, hide_federation_urls
+from broker.errors import BrokerError, MalformedRequest, NotFound
 from broker.http.deps import RuntimeDep, client_address
 from broker.http.frontdoor import Landing, SignInMethod
 from broker.http.origin import from_another_site, origin_of
@@ -49,6 +49,20 @@ class SamlState:
 
 def saml_idps(config: Config) -> dict[str, SamlIdp]:
     return {n: i for n, i in config.identity_providers.items() if isinstance(i, SamlIdp)}
+
+
+def relay_destination(relay_state: str | None, partition: str) -> str:
+    """IdPs moved from AWS's own SAML endpoint keep their "default relay state", a console
+    URL that AWS's endpoint opens. A RelayState that is an https URL on the partition's
+    console (the deep links' allow-list) becomes the destination; anything else is ignored,
+    never followed."""
+    if not relay_state or not relay_state.startswith("https://") or len(relay_state) > 2048:
+        return "/"
+    try:
+        destination_url(partition, relay_state, None)
+    except BrokerError:
+        return "/"
+    return "/?" + urlencode({"destination": relay_state})
 
 
 def login_url(next_path: str, idp: str | None = None) -> str:
@@ -155,14 +169,16 @@ class SamlFrontDoor:
                 saml_response = form.get("SAMLResponse")
                 if not saml_response:
                     raise MalformedRequest("The sign-in did not include a SAMLResponse.")
-                # RelayState is not read: `next` comes from the browser's own pending login.
+                # An SP-initiated sign-in goes back to the browser's own pending `next`; the
+                # RelayState is read only for an IdP-initiated one (below).
                 identity, answered = await state.verifier.verify_sign_in(
                     saml_response, now=now, started={p.request_id: p.idp for p in logins}
                 )
                 trail.identity(identity)
                 login = next((p for p in logins if p.request_id == answered), None)
                 if login is None:  # IdP-initiated: the broker chooses where to go
-                    return await self._landing.sign_in(request, identity, "/", trail)
+                    target = relay_destination(form.get("RelayState"), rt.config.aws.partition)
+                    return await self._landing.sign_in(request, identity, target, trail)
                 response = await self._landing.sign_in(
                     request, identity, login.next, trail, ask_first=not login.here
                 )
