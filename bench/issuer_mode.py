@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.fakes
+
 ACCOUNT = "111122223333"
 RESULT = """<{a}Response xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><{a}Result>
 <AssumedRoleUser><Arn>arn:aws:sts::{acct}:assumed-role/bench/u</Arn>
@@ -97,37 +99,6 @@ def responder(port: int) -> None:
     uvloop.run(serve())
 
 
-def keypair(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench issuer")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .sign(key, hashes.SHA256())
-    )
-    key_file, cert_file = directory / "issuer.key", directory / "issuer.crt"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return key_file, cert_file
-
-
 async def measure(seconds: float, concurrency: int, sts_url: str, tmp: Path) -> list[str]:
     import httpx
 
@@ -140,7 +111,11 @@ async def measure(seconds: float, concurrency: int, sts_url: str, tmp: Path) -> 
     from broker.issuer.mint import AssertionIssuer
     from broker.mapping import map_roles
 
-    key_file, cert_file = keypair(tmp)
+    # The tests' key maker: the bench signs with the same kind of key the tests verify.
+    from tests.fakes.saml_idp import make_keypair
+
+    pair = make_keypair(tmp, "bench-issuer")
+    key_file, cert_file = pair.key_file, pair.cert_file
     config = parse_config(
         {
             "aws": {
