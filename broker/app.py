@@ -26,7 +26,7 @@ from broker.issuer.routes import IssuerMetadata
 from broker.oidc.jwks import JwksCache
 from broker.oidc.routes import ProgramsFrontDoor
 from broker.oidc.verify import OidcVerifier
-from broker.runtime import Runtime
+from broker.runtime import Runtime, server_secrets
 from broker.saml.routes import SamlFrontDoor, saml_idps
 from broker.store import open_store
 
@@ -63,7 +63,8 @@ def create_app(config: Config, *, serving: bool = False) -> FastAPI:
         keys = {name: JwksCache(idp, http) for name, idp in oidc_idps.items()}
         verifier = OidcVerifier(oidc_idps, keys)
         exchange = Exchange(config, sts, issuer, observer=metrics)
-        rt = Runtime(config, sts, store, audit, verifier, http, metrics, exchange)
+        secrets = server_secrets(config.server)
+        rt = Runtime(config, sts, store, audit, verifier, http, metrics, exchange, secrets)
         app.state.runtime = rt
         try:
             for door in doors:

@@ -17,7 +17,7 @@ from broker.audit import Trail
 from broker.browser.confirm import confirm
 from broker.browser.pages import CONSOLE_REGIONS, account_groups, cli_snippets
 from broker.browser.reauth import cli_path, console_path, reauthenticate
-from broker.browser.session import BrowserSession, SessionManager, server_secrets
+from broker.browser.session import BrowserSession, SessionManager
 from broker.console_url.federation import SERVICES, destination_url, session_duration, signin_url
 from broker.errors import InvalidParameter, NoRoleGranted, ReauthenticationRequired
 from broker.exchange import redemption_deadline
@@ -53,7 +53,7 @@ class BrowserFrontDoor:
         server = rt.config.server
         self._sessions = SessionManager(
             rt.store,
-            server_secrets(server),
+            rt.secrets,
             max_seconds=server.session_max_seconds,
             secure=server.base_url.startswith("https://"),
             issuer_seconds=lambda i, now: broker_session_seconds(rt.config, i, now),

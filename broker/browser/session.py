@@ -14,7 +14,6 @@ from typing import Any
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from broker.config import ServerSettings
 from broker.errors import CsrfFailed, SessionExpired
 from broker.identity import (
     Identity,
@@ -49,20 +48,6 @@ class BrowserSession:
         """OWASP CSRF cheat sheet (synchronizer token): every state-changing POST carries it."""
         if not token or not hmac.compare_digest(token.encode(), self.csrf.encode()):
             raise CsrfFailed("The form is missing its security token; reload the page.")
-
-
-def server_secrets(server: ServerSettings) -> list[bytes]:
-    """The configured secret then the ones being retired; with none configured, a random one:
-    sessions then end when the process does and are not shared between replicas, so say so
-    loudly."""
-    secret = server.secret()
-    if secret:
-        return [secret, *server.previous_secrets()]
-    log.warning(
-        "server.session_secret is not set: using a random one; browser sessions will not "
-        "survive a restart or work across replicas"
-    )
-    return [secrets.token_bytes(32)]
 
 
 class SessionManager:

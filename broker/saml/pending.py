@@ -35,8 +35,11 @@ class PendingLogins:
     """The cookie's codec and attributes. Newest first; expired, unsigned or malformed
     values read as no pending sign-in."""
 
-    def __init__(self, secret: bytes, *, secure: bool) -> None:
-        self._signer = URLSafeSerializer(secret, salt="broker.saml.pending")
+    def __init__(self, keys: bytes | Sequence[bytes], *, secure: bool) -> None:
+        """`keys`: the current secret first, then those being retired (they still verify)."""
+        ordered = [keys] if isinstance(keys, bytes) else list(keys)
+        # itsdangerous signs with the last key and accepts any of them.
+        self._signer = URLSafeSerializer(list(reversed(ordered)), salt="broker.saml.pending")
         self._secure = secure
         # RFC 6265bis §4.1.3.2: a `__Host-` cookie is Secure, Path=/ and has no Domain, so no
         # other host (a sibling subdomain) can plant or overwrite it. Plain http (loopback

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -94,10 +93,7 @@ class SamlFrontDoor:
             roles_optional=config.issuer is not None,
             max_response_bytes=config.server.max_body_bytes,
         )
-        # Without a configured secret, a random one: browser sessions end with the process
-        # too (the browser front door says so in the log).
-        secret = config.server.secret() or secrets.token_bytes(32)
-        pending = PendingLogins(secret, secure=config.server.base_url.startswith("https://"))
+        pending = PendingLogins(rt.secrets, secure=config.server.base_url.startswith("https://"))
         self._state = SamlState(sp, idps, verifier, pending, origin_of(config.server.base_url))
         hide_federation_urls(config.aws)
 
