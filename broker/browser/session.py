@@ -171,35 +171,45 @@ class SessionManager:
 
 
 def _encode(s: BrowserSession) -> bytes:
-    i = s.identity
-    nooa = i.session_not_on_or_after
     doc: dict[str, Any] = {
         "csrf": s.csrf,
         "expires_at": s.expires_at.timestamp(),
         "last_role": s.last_role,
         "landing": s.landing,
-        "identity": {
-            "protocol": i.protocol,
-            "idp": i.idp,
-            "issuer": i.issuer,
-            "subject": i.subject,
-            "attributes": dict(i.attributes),
-            "expires_at": i.expires_at.timestamp(),
-            "proof": _encode_proof(i.proof),
-            "signed_roles": [[r.role_arn, r.principal_arn] for r in i.signed_roles],
-            "session_name": i.session_name,
-            "session_duration": i.session_duration,
-            "session_not_on_or_after": None if nooa is None else nooa.timestamp(),
-        },
+        "identity": encode_identity(s.identity),
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def _decode(sid: str, data: bytes) -> BrowserSession:
     doc = json.loads(data)
-    i = doc["identity"]
+    identity = decode_identity(doc["identity"])
+    expires = datetime.fromtimestamp(doc["expires_at"], UTC)
+    return BrowserSession(sid, doc["csrf"], identity, expires, doc["last_role"], doc.get("landing"))
+
+
+def encode_identity(i: Identity) -> dict[str, Any]:
+    """An Identity as JSON-ready values, for records the store keeps sealed (browser sessions,
+    and anything else that must carry a verified identity, its proof included)."""
+    nooa = i.session_not_on_or_after
+    return {
+        "protocol": i.protocol,
+        "idp": i.idp,
+        "issuer": i.issuer,
+        "subject": i.subject,
+        "attributes": dict(i.attributes),
+        "expires_at": i.expires_at.timestamp(),
+        "proof": _encode_proof(i.proof),
+        "signed_roles": [[r.role_arn, r.principal_arn] for r in i.signed_roles],
+        "session_name": i.session_name,
+        "session_duration": i.session_duration,
+        "session_not_on_or_after": None if nooa is None else nooa.timestamp(),
+    }
+
+
+def decode_identity(i: dict[str, Any]) -> Identity:
     nooa = i["session_not_on_or_after"]
-    identity = Identity(
+    return Identity(
         protocol=i["protocol"],
         idp=i["idp"],
         issuer=i["issuer"],
@@ -212,8 +222,6 @@ def _decode(sid: str, data: bytes) -> BrowserSession:
         session_duration=i["session_duration"],
         session_not_on_or_after=None if nooa is None else datetime.fromtimestamp(nooa, UTC),
     )
-    expires = datetime.fromtimestamp(doc["expires_at"], UTC)
-    return BrowserSession(sid, doc["csrf"], identity, expires, doc["last_role"], doc.get("landing"))
 
 
 def _encode_proof(proof: Proof) -> dict[str, str]:
