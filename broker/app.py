@@ -29,6 +29,7 @@ from broker.oidc.verify import OidcVerifier
 from broker.runtime import Runtime, server_secrets
 from broker.saml.routes import SamlFrontDoor, saml_idps
 from broker.store import open_store
+from broker.terminal.routes import TerminalFrontDoor
 
 
 def front_doors(config: Config) -> list[FrontDoor]:
@@ -42,6 +43,8 @@ def front_doors(config: Config) -> list[FrontDoor]:
         saml = SamlFrontDoor(landing=browser)
         browser.offer(saml.sign_in_methods)
         doors += [saml, browser]
+        # `broker login`: the command line signs in through the browser's sign-in.
+        doors.append(TerminalFrontDoor(browser))
     return doors
 
 

@@ -4,7 +4,10 @@
     ├── BadRequest (400)
     │   ├── MalformedRequest, InvalidParameter
     │   ├── NotFound (404), MethodNotAllowed (405)
-    │   └── RequestTooLarge (413)
+    │   ├── RequestTooLarge (413), TooManyAttempts (429)
+    │   └── OAuthError ── InvalidRequest, InvalidGrant, AuthorizationPending, SlowDown,
+    │       ExpiredToken, AccessDenied, UnsupportedGrantType, InvalidClient: RFC 6749 §5.2
+    │       and RFC 8628 §3.5 codes, in their own snake_case, for `broker login`
     ├── AuthenticationFailed (401)
     │   ├── InvalidToken, TokenTooLarge, InvalidSignature, AlgorithmNotAllowed,
     │   │   UnsupportedCriticalHeader, UnknownIssuer, InvalidIssuer, InvalidAudience,
@@ -13,6 +16,7 @@
     │   │                     ├─ InvalidRoleAttribute, InvalidSessionAttribute,
     │   │                     └─ UnsolicitedResponse, UnknownInResponseTo ── SignInNotStartedHere
     │   ├── ReplayDetected, SessionExpired ── ReauthenticationRequired
+    │   ├── SessionEnded (a command line's broker session: unknown, revoked or expired)
     │   └── StsInvalidIdentityToken, StsTokenExpired
     ├── AuthorizationFailed (403)
     │   ├── NoRoleGranted, RoleNotGranted, CsrfFailed, RedirectNotAllowed
@@ -96,6 +100,50 @@ class MethodNotAllowed(BadRequest):
 class RequestTooLarge(BadRequest):
     status = 413
     title = "Request too large"
+
+
+class TooManyAttempts(BadRequest):
+    status = 429
+    title = "Too many attempts"
+
+
+class OAuthError(BadRequest):
+    """The command line's token endpoint answers in RFC 6749 §5.2's shape: `error` is the
+    code, `error_description` the sentence."""
+
+    code = "invalid_request"
+
+
+class InvalidRequest(OAuthError):
+    code = "invalid_request"
+
+
+class InvalidGrant(OAuthError):
+    code = "invalid_grant"
+
+
+class AuthorizationPending(OAuthError):
+    code = "authorization_pending"
+
+
+class SlowDown(OAuthError):
+    code = "slow_down"
+
+
+class ExpiredToken(OAuthError):
+    code = "expired_token"
+
+
+class AccessDenied(OAuthError):
+    code = "access_denied"
+
+
+class UnsupportedGrantType(OAuthError):
+    code = "unsupported_grant_type"
+
+
+class InvalidClient(OAuthError):
+    code = "invalid_client"
 
 
 class AuthenticationFailed(BrokerError):
@@ -198,6 +246,11 @@ class SessionExpired(AuthenticationFailed):
 class ReauthenticationRequired(SessionExpired):
     """The kept IdP assertion is past STS's redemption window: the person goes back through
     the IdP (the browser does that by itself); nothing is sent to STS."""
+
+
+class SessionEnded(AuthenticationFailed):
+    """A command line's broker session token is unknown, revoked or expired: `broker login`
+    again. Nothing is sent to STS."""
 
 
 class StsInvalidIdentityToken(AuthenticationFailed):
