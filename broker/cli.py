@@ -1,4 +1,5 @@
-"""The `broker` command: serve | explain | credential-process | thumbprint | setup … | config check."""
+"""The `broker` command: serve | explain | login | credential-process | console | configure |
+logout | thumbprint | setup … | config check."""
 
 from __future__ import annotations
 
@@ -49,13 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cp.add_argument("--url", required=True, help="the broker's base URL")
     cp.add_argument("--role", required=True, help="role name or ARN")
-    source = cp.add_mutually_exclusive_group(required=True)
+    source = cp.add_mutually_exclusive_group()
     source.add_argument("--token-file", help="file holding the OIDC token")
     source.add_argument("--token-command", help="command that prints the OIDC token")
     cp.add_argument("--duration", type=int, help="session seconds (900-43200)")
-    cp.add_argument("--cache-dir", help="default: ~/.cache/broker")
+    cp.add_argument("--cache-dir", help="default: $XDG_CACHE_HOME/broker or ~/.cache/broker")
     cp.add_argument("--no-cache", action="store_true")
     cp.set_defaults(func=_credential_process)
+
+    from broker.login.commands import add_commands as add_login_commands
+
+    add_login_commands(sub)
 
     _add_plugin_commands(sub)
 
@@ -203,10 +208,15 @@ def _add_plugin_commands(sub: Any) -> None:
 
 
 def _credential_process(args: argparse.Namespace) -> int:
+    """Without --token-file or --token-command: the session `broker login` kept."""
     from broker.client import CredentialProcessError, credential_process
+    from broker.login.session import LoginError
 
     try:
         print(credential_process(args))
+    except LoginError as exc:
+        print(f"broker: {exc}", file=sys.stderr)
+        return 1
     except CredentialProcessError as exc:
         print(f"broker credential-process: {exc}", file=sys.stderr)
         return 1
