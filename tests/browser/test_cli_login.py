@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import boto3
 import botocore.session
@@ -19,8 +20,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.fakes.browser import screenshot
-from tests.fakes.cli_login import broker_command, query_of
+from tests.fakes.browser import AXE, findings, screenshot
+from tests.fakes.cli_login import CLIENT_ID, Pkce, broker_command, query_of
 from tests.fakes.saml_world import SamlWorld
 
 pytestmark = pytest.mark.browser
@@ -315,3 +316,41 @@ def test_after_logout_nothing_reaches_sts(terminal: Terminal) -> None:
         f"broker: your session at {world.url} has ended; run: broker login --url {world.url}\n"
     )
     assert len(world.standin.calls) == calls
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_sign_in_pages_fit_and_pass_axe(
+    chromium: Browser, idp_world: tuple[SamlWorld, str], width: int
+) -> None:
+    world, idp_url = idp_world
+    assert AXE.is_file(), "scripts/setup --test installs axe-core in tests/peers/axe"
+    page = _signed_in_page(chromium, idp_url)
+    page.set_viewport_size({"width": width, "height": 844})
+    found: list[str] = []
+    try:
+        page.goto(world.url + "/cli/authorize?" + urlencode(Pkce().params()))
+        expect(page.locator("#authorize")).to_be_visible()
+        found += findings(page, f"pages-{width}-cli-authorize")
+
+        page.goto(world.url + "/device")
+        expect(page.locator("#enter")).to_be_visible()
+        found += findings(page, f"pages-{width}-device-entry")
+
+        page.get_by_label("Code").fill("BCDF-GHJK")
+        page.get_by_role("button", name="Continue").click()
+        expect(page.locator("#wrong")).to_be_visible()
+        found += findings(page, f"pages-{width}-device-wrong")
+
+        grant = httpx.post(world.url + "/cli/device", data={"client_id": CLIENT_ID}).json()
+        world.secrets.append(grant["device_code"])
+        page.get_by_label("Code").fill(grant["user_code"])
+        page.get_by_role("button", name="Continue").click()
+        expect(page.locator("#approve")).to_be_visible()
+        found += findings(page, f"pages-{width}-device-approve")
+
+        page.get_by_role("button", name="Deny").click()
+        expect(page.locator("#done")).to_have_text("Sign-in denied")
+        found += findings(page, f"pages-{width}-device-done")
+    finally:
+        page.context.close()
+    assert not found, "\n".join(found)

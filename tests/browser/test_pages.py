@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from broker_demo.aws import serve_asgi
 from broker_demo.idp import DemoIdp
-from tests.fakes.browser import screenshot
+from tests.fakes.browser import AXE, findings
 from tests.fakes.saml_world import SamlWorld
 
 pytestmark = pytest.mark.browser
-AXE = (
-    Path(__file__).resolve().parents[1]
-    / "peers"
-    / "axe"
-    / "node_modules"
-    / "axe-core"
-    / "axe.min.js"
-)
-SERIOUS = {"moderate", "serious", "critical"}
 
 
 @pytest.fixture(scope="module")
@@ -34,22 +23,6 @@ def demo_idp_url() -> Iterator[str]:
     idp = DemoIdp(base_url="http://127.0.0.1", acs_url="http://127.0.0.1/saml/acs")
     with serve_asgi(idp.app) as url:
         yield url
-
-
-def findings(page: Page, name: str) -> list[str]:
-    """What is wrong with the page now showing, one line each; its screenshot either way."""
-    screenshot(page, name)
-    found = []
-    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-    if widths[0] > widths[1]:
-        found.append(f"{name}: {widths[0]} px wide in a {widths[1]} px window")
-    page.add_script_tag(path=str(AXE))
-    result: dict[str, Any] = page.evaluate("axe.run()")
-    for v in result["violations"]:
-        if v["impact"] in SERIOUS:
-            where = ", ".join(" ".join(n["target"]) for n in v["nodes"][:3])
-            found.append(f"{name}: axe {v['id']} ({v['impact']}): {v['help']} at {where}")
-    return found
 
 
 @pytest.mark.parametrize("width", [390, 1280])

@@ -18,6 +18,15 @@ from starlette.routing import Route
 from tests.fakes.saml_world import SamlWorld
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+AXE = (
+    Path(__file__).resolve().parents[1]
+    / "peers"
+    / "axe"
+    / "node_modules"
+    / "axe-core"
+    / "axe.min.js"
+)
+SERIOUS = {"moderate", "serious", "critical"}
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -82,3 +91,20 @@ class IdpPages:
 def screenshot(page: Page, name: str, **kwargs: Any) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, **kwargs)
+
+
+def findings(page: Page, name: str) -> list[str]:
+    """What is wrong with the page now showing, one line each; its screenshot either way:
+    horizontal scroll, and axe-core violations of impact moderate or worse."""
+    screenshot(page, name)
+    found = []
+    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    if widths[0] > widths[1]:
+        found.append(f"{name}: {widths[0]} px wide in a {widths[1]} px window")
+    page.add_script_tag(path=str(AXE))
+    result: dict[str, Any] = page.evaluate("axe.run()")
+    for v in result["violations"]:
+        if v["impact"] in SERIOUS:
+            where = ", ".join(" ".join(n["target"]) for n in v["nodes"][:3])
+            found.append(f"{name}: axe {v['id']} ({v['impact']}): {v['help']} at {where}")
+    return found
