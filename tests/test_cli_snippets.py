@@ -65,6 +65,20 @@ def test_credentials_file_profile_and_countdown() -> None:
     )
     assert snippets["expiration_epoch_ms"] == 1893553445000
     assert snippets["credential_process_command"] == ""
+    assert snippets["login_commands"] == ""
+
+
+def test_broker_login_and_configure_instead_of_a_file_that_never_renews() -> None:
+    snippets = cli_snippets(_creds(), GRANT, base_url="https://broker.example")
+    assert snippets["login_commands"] == (
+        "broker login --url https://broker.example\nbroker configure --url https://broker.example\n"
+    )
+    assert snippets["credential_process_config"] == (
+        "[profile admin]\ncredential_process = broker credential-process"
+        " --url https://broker.example --role admin\n"
+    )
+    assert not any("cat " in str(v) for v in snippets.values())
+    assert "credential_process_file" not in snippets
 
 
 def test_credential_process_command_only_when_tokens_are_taken() -> None:

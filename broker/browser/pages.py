@@ -113,15 +113,23 @@ def exports(creds: Credentials) -> list[dict[str, str]]:
 def cli_snippets(
     creds: Credentials, grant: RoleGrant, *, base_url: str = "", tokens: bool = False
 ) -> dict[str, object]:
-    """Everything the command-line page shows; `tokens` when an OIDC issuer is configured, so
-    `broker credential-process` can fetch the same role with a token instead."""
+    """Everything the command-line page shows: these credentials as one-off exports, and the
+    lasting way, `broker login` then `broker configure` (a profile whose credential_process
+    renews itself from the terminal's broker session). `tokens` when an OIDC issuer is
+    configured, so `broker credential-process` can fetch the same role with a token instead."""
     profile = grant.name
-    process_file = f"~/.aws/broker-{profile}.json"
-    command = ""
+    url = shlex.quote(base_url)
+    command = login = session_profile = ""
+    if base_url:
+        login = f"broker login --url {url}\nbroker configure --url {url}\n"
+        session_profile = (
+            f"[profile {profile}]\ncredential_process = broker credential-process"
+            f" --url {url} --role {shlex.quote(profile)}\n"
+        )
     if tokens and base_url:
         command = (
             f"[profile {profile}]\ncredential_process = broker credential-process"
-            f" --url {shlex.quote(base_url)} --role {shlex.quote(profile)}"
+            f" --url {url} --role {shlex.quote(profile)}"
             " --token-command 'your-token-command'\n"
         )
     return {
@@ -138,9 +146,7 @@ def cli_snippets(
             f"aws_session_token = {creds.session_token}\n"
         ),
         "credential_process_json": json.dumps(process_json(creds), indent=2) + "\n",
-        "credential_process_config": (
-            f"[profile {profile}]\ncredential_process = cat {process_file}\n"
-        ),
-        "credential_process_file": process_file,
+        "login_commands": login,
+        "credential_process_config": session_profile,
         "credential_process_command": command,
     }
