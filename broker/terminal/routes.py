@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -130,7 +130,7 @@ class TerminalFrontDoor:
             idp=session.identity.idp,
             csrf=session.csrf,
             fields=wanted.fields(),
-            port=wanted.redirect_uri.rsplit(":", 1)[-1].split("/")[0],
+            port=urlsplit(wanted.redirect_uri).port,
             headers=_HEADERS,
         )
 
@@ -140,6 +140,8 @@ class TerminalFrontDoor:
         if from_another_site(request, self._origin):
             raise CsrfFailed("Another site posted this form; start again with broker login.")
         session = await self._browser.sessions.require(request, _now())
+        if self._stale(session, rt):  # the confirm page waited past what STS redeems
+            return self._sign_in_to("/cli/authorize?" + urlencode(wanted.fields()))
         try:
             async with rt.audit.decision("cli-authorize", FRONT_DOOR, client_address(request)) as t:
                 t.identity(session.identity)
@@ -187,6 +189,10 @@ class TerminalFrontDoor:
         if from_another_site(request, self._origin):
             raise CsrfFailed("Another site posted this form; open the device page yourself.")
         session = await self._browser.sessions.require(request, _now())
+        if self._stale(session, rt):
+            return self._sign_in_to(
+                "/device?" + urlencode({"user_code": form.get("user_code", "")})
+            )
         allow = form.get("decision") == "allow"
         try:
             async with rt.audit.decision("cli-device", FRONT_DOOR, client_address(request)) as t:
@@ -211,22 +217,24 @@ class TerminalFrontDoor:
     # -- steps the routes share ---------------------------------------------------------------
 
     async def _fresh_session(self, request: Request, rt: Runtime) -> BrowserSession | None:
-        """The browser's session, or None when there is none, or when its IdP assertion is
-        already past what STS redeems for a role reached with it: the terminal would get a
-        session that cannot reach those roles, so sign in again first."""
-        now = _now()
-        session = await self._browser.sessions.load(request, now)
-        if session is None:
-            return None
+        """The browser's session, or None when there is none or it is stale (`_stale`)."""
+        session = await self._browser.sessions.load(request, _now())
+        return None if session is None or self._stale(session, rt) else session
+
+    def _stale(self, session: BrowserSession, rt: Runtime) -> bool:
+        """The session's IdP assertion is past what STS redeems, and a role is reached with
+        it: the terminal would get a session that cannot reach those roles, so the person
+        signs in again first (issuer roles alone never make a session stale)."""
         deadline = redemption_deadline(session.identity, rt.config)
-        if deadline is not None and deadline <= now:
-            grants = rt.exchange.decide(session.identity).grants
-            if any(g.via == "idp" for g in grants):
-                return None
-        return session
+        if deadline is None or deadline > _now():
+            return False
+        return any(g.via == "idp" for g in rt.exchange.decide(session.identity).grants)
 
     def _sign_in(self, request: Request) -> Response:
-        return RedirectResponse(self._browser.login_url(request_path(request)), status_code=303)
+        return self._sign_in_to(request_path(request))
+
+    def _sign_in_to(self, path: str) -> Response:
+        return RedirectResponse(self._browser.login_url(path), status_code=303)
 
     async def _lookup(self, session: BrowserSession, typed: str | None) -> DeviceRequest | None:
         """RFC 8628 §5.1: a browser session may get a user code wrong a few times, then must

@@ -380,7 +380,16 @@ def test_pass_through_past_the_window_says_run_broker_login(short_window: SamlWo
     world = short_window
     with _signed_in(world) as browser:
         token = _login(world, browser)
+        waiting = Pkce()
+        page = browser.get(
+            "/cli/authorize", params=waiting.params(), headers={"accept": "text/html"}
+        )
         time.sleep(WINDOW)
+        late = browser.post(
+            "/cli/authorize", data={**waiting.params(), "csrf": csrf_of(page), "decision": "allow"}
+        )
+        assert late.status_code == 303
+        assert late.headers["location"].startswith("/saml/login?"), "no code for a stale sign-in"
         r = browser.post("/cli/credentials", json={"role": "reader"}, headers=bearer(token))
         assert r.status_code == 401
         assert r.json()["code"] == "ReauthenticationRequired"
