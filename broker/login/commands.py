@@ -4,11 +4,9 @@ what it does with that session. Machine output goes to stdout, everything for pe
 from __future__ import annotations
 
 import argparse
-import difflib
 import shlex
 import shutil
 import sys
-import webbrowser
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -176,6 +174,8 @@ def _do_configure(args: argparse.Namespace) -> int:
     for name in skipped:
         warn(f"skipped the profile {name}: {path} already has one by that name outside its block")
     if args.dry_run:
+        import difflib
+
         sys.stdout.writelines(
             difflib.unified_diff(
                 old.splitlines(keepends=True),
@@ -233,6 +233,8 @@ def _executable() -> str:
 
 
 def _open(url: str) -> bool:
+    import webbrowser  # only for the commands that open one
+
     try:
         return webbrowser.open(url)
     except webbrowser.Error:
