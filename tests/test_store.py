@@ -63,6 +63,15 @@ async def test_take_is_single_use(store: Store) -> None:
 
 
 @pytest.mark.anyio
+async def test_concurrent_takes_hand_a_value_to_exactly_one(store: Store) -> None:
+    """A one-time code redeemed twice at once: one request gets it, the other nothing."""
+    await store.put("code:1", b"identity", ttl=30)
+    got = await asyncio.gather(*(store.take("code:1") for _ in range(20)))
+    assert got.count(b"identity") == 1
+    assert got.count(None) == 19
+
+
+@pytest.mark.anyio
 async def test_entries_expire(store: Store) -> None:
     await store.put("short", b"v", ttl=0.2)
     assert await store.get("short") == b"v"
