@@ -430,3 +430,28 @@ def test_issuer_mode_sessions_outlive_the_window(issuer_mode: SamlWorld) -> None
     [call] = world.sts_calls()
     assert call.outcome == "ok"
     assert call.principal_arn.endswith(":saml-provider/broker")
+
+
+@pytest.fixture
+def one_minute(tmp_path: Path) -> Iterator[SamlWorld]:
+    """Sessions of the shortest length the broker allows (60 s), as long as a code lives."""
+    with saml_world(tmp_path, session_max_seconds=60) as w:
+        yield w
+
+
+def test_after_expiry_codes_and_tokens_are_refused_with_no_sts_call(
+    one_minute: SamlWorld,
+) -> None:
+    world = one_minute
+    with _signed_in(world) as browser:
+        token = _login(world, browser)
+        pkce = Pkce()
+        code = query_of(authorize(browser, pkce).headers["location"])["code"]
+        world.secrets.append(code)
+        assert browser.get("/cli/roles", headers=bearer(token)).status_code == 200
+        time.sleep(61)
+        late = browser.post("/cli/token", data=pkce.token_form(code))
+        assert (late.status_code, late.json()["error"]) == (400, "invalid_grant")
+        r = browser.post("/cli/credentials", json={"role": "reader"}, headers=bearer(token))
+        assert (r.status_code, r.json()["code"]) == (401, "SessionEnded")
+    assert world.standin.calls == []
