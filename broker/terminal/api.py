@@ -15,12 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from broker.audit import Trail
-from broker.console_url.federation import (
-    destination_url,
-    hide_federation_urls,
-    session_duration,
-    signin_url,
-)
+from broker.console_url.federation import destination_url, session_duration, signin_url
 from broker.errors import (
     InvalidClient,
     InvalidRequest,
@@ -196,7 +191,6 @@ class TerminalApi:
                     rt.config.aws.partition, params.get("destination"), params.get("region")
                 )
                 issued = await rt.exchange.issue(session.identity, params.get("role"), t)
-                hide_federation_urls(rt.config.aws)
                 url = await signin_url(
                     rt.http,
                     rt.config.aws,

@@ -27,6 +27,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from broker.browser.session import BrowserSession, SessionManager
+from broker.console_url.federation import hide_federation_urls
 from broker.errors import AccessDenied, CsrfFailed, InvalidParameter, TooManyAttempts
 from broker.exchange import redemption_deadline
 from broker.http.deps import RuntimeDep, client_address, request_path
@@ -35,9 +36,9 @@ from broker.http.readers import read_form
 from broker.http.render import NO_STORE, page
 from broker.runtime import Runtime
 from broker.terminal import api, checks
+from broker.terminal.api import FRONT_DOOR
 from broker.terminal.records import DEVICE_SECONDS, DeviceRequest, Records
 
-FRONT_DOOR = "terminal"
 _HEADERS = {"Referrer-Policy": "no-referrer", **NO_STORE}
 #: RFC 8628 §5.1: wrong user codes a browser session may try before it must wait.
 MAX_WRONG_CODES = 5
@@ -106,6 +107,7 @@ class TerminalFrontDoor:
     async def start(self, rt: Runtime) -> None:
         self._records = Records(rt.store, rt.secrets)
         self._origin = origin_of(rt.config.server.base_url)
+        hide_federation_urls(rt.config.aws)  # /cli/console calls getSigninToken
 
     def router(self) -> APIRouter:
         router = APIRouter()
