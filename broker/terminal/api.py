@@ -13,6 +13,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from broker.audit import Trail
 from broker.console_url.federation import destination_url, session_duration, signin_url
@@ -68,9 +70,9 @@ async def token_form(request: Request) -> dict[str, str]:
         raise InvalidRequest("Send the token request form-encoded (RFC 6749 §4.1.3).")
     try:
         form = await request.form()
-        items = form.multi_items()
-    except Exception:  # the form parser's own errors: the request is malformed, full stop
+    except (HTTPException, MultiPartException, UnicodeDecodeError, ValueError):
         raise InvalidRequest("The form could not be read.") from None
+    items = form.multi_items()
     out: dict[str, str] = {}
     for key, value in items:
         if key not in _TOKEN_FIELDS:
