@@ -23,6 +23,7 @@ from broker.errors import (
     SessionEnded,
     SessionExpired,
     SlowDown,
+    TooManyAttempts,
 )
 from broker.identity import Identity
 from broker.seal import Sealer
@@ -44,6 +45,10 @@ _CODE_USED = "cli-code-used:{}"
 _DEVICE = "cli-device:{}"
 _USER_CODE = "cli-user-code:{}"
 _GUESSES = "cli-device-guesses:{}"
+_REQUESTS = "cli-device-requests:{}"
+#: Device codes one client address may ask for a minute: each holds two store entries for
+#: fifteen minutes, and nobody signs in more than a few terminals a minute.
+DEVICE_REQUESTS_A_MINUTE = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +187,19 @@ class Records:
     # -- device authorization (RFC 8628) -----------------------------------------------------
 
     async def new_device(self, client: str | None, now: datetime) -> tuple[str, str]:
-        """(device_code, user_code): the first for the command line, the second for a person."""
+        """(device_code, user_code): the first for the command line, the second for a person.
+        Anyone may ask, so each client address may ask only so often (a full store would
+        refuse everyone's sign-ins)."""
+        key = _REQUESTS.format(digest(client or "unknown"))
+        raw = await self._store.get(key)
+        asked = int(raw) if raw is not None and raw.isdigit() else 0
+        if asked >= DEVICE_REQUESTS_A_MINUTE:
+            raise TooManyAttempts(
+                "Too many device codes asked for from this address; wait a minute.",
+                headers={"Retry-After": "60"},
+            )
+        # Read then write: a race may let one more through; it never refuses too early.
+        await self._store.put(key, str(asked + 1).encode(), 60)
         device_code = secrets.token_urlsafe(32)
         user_code = new_user_code()
         device_hash = digest(device_code)

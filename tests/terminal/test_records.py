@@ -16,10 +16,17 @@ from broker.errors import (
     InvalidGrant,
     SessionEnded,
     SlowDown,
+    TooManyAttempts,
 )
 from broker.identity import Identity, SamlAssertion
 from broker.store import MemoryStore
-from broker.terminal.records import CODE_SECONDS, DEVICE_SECONDS, CliSession, Records
+from broker.terminal.records import (
+    CODE_SECONDS,
+    DEVICE_REQUESTS_A_MINUTE,
+    DEVICE_SECONDS,
+    CliSession,
+    Records,
+)
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -205,6 +212,15 @@ async def test_a_user_code_is_spent_by_its_decision(records: Records) -> None:
     _, user_code = await records.new_device(None, NOW)
     await _approve(records, user_code)
     assert await records.device_request(user_code, NOW) is None
+
+
+async def test_device_codes_are_limited_per_client_address(records: Records) -> None:
+    for _ in range(DEVICE_REQUESTS_A_MINUTE):
+        await records.new_device("192.0.2.1", NOW)
+    with pytest.raises(TooManyAttempts) as refused:
+        await records.new_device("192.0.2.1", NOW)
+    assert refused.value.status == 429
+    assert await records.new_device("192.0.2.2", NOW)
 
 
 async def test_wrong_guesses_are_counted_per_browser(records: Records) -> None:
