@@ -19,7 +19,7 @@ from broker.setup import SetupError
 from broker.setup.fetch import get_json
 from broker.setup.issuer import bypass_findings
 from broker.setup.metadata import check_metadata, load
-from broker.setup.review import review
+from broker.setup.review import review, unnamed_accounts
 from broker.setup.samples import check_samples
 from broker.setup.thumbprint import CertInfo, endpoint
 from broker.setup.tlschain import presented_chain
@@ -90,7 +90,7 @@ def check(
         f"valid: {len(config.identity_providers)} IdPs, {len(config.roles)} roles, {len(config.rules)} rules",
     )
     _static(config, report)
-    report.findings += [*review(config), *bypass_findings(config, now)]
+    report.findings += [*review(config), *unnamed_accounts(config), *bypass_findings(config, now)]
     check_samples(config, samples or {}, report)
     for name, idp in config.identity_providers.items():
         where = f"identity_providers.{name}"
@@ -124,7 +124,7 @@ def _load(path: str, report: CheckReport) -> Config | None:
     for dup in loader.duplicates:
         report.error(path, dup)
     try:
-        return parse_config(data)
+        return parse_config(data, path)
     except ConfigError as exc:
         report.error(path, exc.detail)
         return None
