@@ -10,6 +10,7 @@ from broker.config.loader import (
     load_config,
     parse_config,
     read_accounts_file,
+    read_yaml,
 )
 from broker.config.model import Config, IdentityProvider
 from broker.config.rules import Account, AccountsFile, GrantTemplate, Role, Rule
@@ -47,4 +48,5 @@ __all__ = [
     "load_config",
     "parse_config",
     "read_accounts_file",
+    "read_yaml",
 ]

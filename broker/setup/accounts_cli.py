@@ -9,7 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from broker.config import Config, accounts_file_path, load_config, read_accounts_file
+from broker.config import (
+    Config,
+    accounts_file_path,
+    parse_config,
+    read_accounts_file,
+    read_yaml,
+)
 from broker.errors import ConfigError
 from broker.setup import SetupError, organizations
 from broker.setup.accounts import (
@@ -57,19 +63,25 @@ def _fail(message: str) -> int:
     return FAILED
 
 
-def _target(config: Config, config_path: str, given: str | None) -> tuple[Path, bool]:
-    """The accounts file, and whether the config reads it already."""
-    if config.accounts_file is not None:
-        named = accounts_file_path(config.accounts_file, config_path)
+def _load(path: str, given: str | None) -> tuple[Config, Path, bool]:
+    """The config, the accounts file, and whether the config reads that file already."""
+    data = read_yaml(path)
+    ref = data.get("accounts_file") if isinstance(data, dict) else None
+    if isinstance(ref, str) and ref:
+        named = accounts_file_path(ref, path)
         if given is not None and Path(given).resolve() != named.resolve():
             raise SetupError(
-                f"{config_path} reads accounts from {named} (accounts_file); "
+                f"{path} reads accounts from {named} (accounts_file); "
                 f"--accounts-file {given} names another file"
             )
-        return named, True
+        if not named.exists():  # named before its first run: this run writes it
+            rest = {k: v for k, v in data.items() if k != "accounts_file"}
+            return parse_config(rest, path), named, True
+        return parse_config(data, path), named, True
+    config = parse_config(data, path)
     if given is not None:
-        return Path(given), False
-    return Path(config_path).parent / DEFAULT_FILE, False
+        return config, Path(given), False
+    return config, Path(path).parent / DEFAULT_FILE, False
 
 
 def _accounts(args: argparse.Namespace) -> int:
@@ -77,8 +89,7 @@ def _accounts(args: argparse.Namespace) -> int:
     if not path:
         return _fail("no configuration: pass --config FILE or set BROKER_CONFIG")
     try:
-        config = load_config(path)
-        target, linked = _target(config, path, args.accounts_file)
+        config, target, linked = _load(path, args.accounts_file)
         existing = read_accounts_file(target).accounts if target.exists() else {}
         in_file = {acct: a.model_dump(exclude_unset=True) for acct, a in existing.items()}
         client = organizations.client(

@@ -291,3 +291,16 @@ def test_no_credentials_is_one_line_and_exit_2(
         "broker: no AWS credentials: set AWS_PROFILE or the usual AWS_* variables, "
         "or pass --profile\n"
     )
+
+
+def test_a_config_may_name_the_file_before_its_first_run(
+    org_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (prod,) = create(org_endpoint, "Production")
+    config = write_config(tmp_path, [prod], accounts_file="names.yaml")
+
+    code, doc, _ = run(capsys, org_endpoint, config, "--apply")
+
+    assert (code, doc["linked"], doc["confirmed"]) == (0, True, True)
+    assert not any("accounts_file" in n for n in doc["notes"])
+    assert load_config(config).account_name(prod) == "Production"
