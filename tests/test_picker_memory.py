@@ -229,6 +229,19 @@ async def test_a_secret_rotation_keeps_memories_and_moves_them() -> None:
     assert await RoleMemory(store, [NEW]).recall(person()) == Picks((arn(2),), (arn(1),))
 
 
+@pytest.mark.anyio
+async def test_a_refused_star_stores_nothing() -> None:
+    store = MemoryStore()
+    memory = RoleMemory(store, [NEW])
+    granted = {arn(n) for n in range(FAVOURITES_MAX)} | {arn("new")}
+    for n in range(FAVOURITES_MAX):
+        await memory.star(person(), arn(n), True, granted)
+    before = raw(store)
+    with pytest.raises(FavouritesFull):
+        await memory.star(person(), arn("new"), True, granted)
+    assert raw(store) == before
+
+
 class BrokenStore(MemoryStore):
     async def get(self, key: str) -> bytes | None:
         raise StoreUnavailable("The store is down.", log_detail="test: down")
