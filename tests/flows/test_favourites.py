@@ -13,6 +13,7 @@ from operator import attrgetter
 import httpx
 import pytest
 
+from broker.errors import StoreUnavailable
 from broker.store import MemoryStore
 from tests.fakes.saml_world import ADMIN, AUDITOR, READER, SamlWorld, saml_world
 
@@ -166,3 +167,39 @@ def test_another_sites_post_asks_first_and_stores_nothing(world: SamlWorld) -> N
         )
     assert done.status_code == 303
     assert len(_kept(world)) == len(before) + 1
+
+
+def test_a_store_failure_on_memories_leaves_the_picker_and_the_console_working(
+    world: SamlWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading memories and recording a recent role are best-effort; a star is not."""
+    store = _store(world)
+    get, put = store.get, store.put
+
+    async def failing_get(key: str) -> bytes | None:
+        if key.startswith("picks:"):
+            raise StoreUnavailable("down", log_detail="test: picks unreadable")
+        return await get(key)
+
+    async def failing_put(key: str, value: bytes, ttl: float) -> None:
+        if key.startswith("picks:"):
+            raise StoreUnavailable("down", log_detail="test: picks unwritable")
+        await put(key, value, ttl)
+
+    with world.client() as client:
+        csrf = _signed_in(world, client)
+        monkeypatch.setattr(store, "get", failing_get)
+        monkeypatch.setattr(store, "put", failing_put)
+        page = client.get("/", headers=HTML)
+        console = client.post("/console", data={"csrf": csrf, "role": "reader"})
+        star = client.post(
+            "/favourites", data={"csrf": csrf, "role": READER, "star": "on"}, headers=JSON
+        )
+    assert page.status_code == 200
+    assert 'data-arn="arn:aws:iam::444455556666:role/reader"' in page.text
+    assert console.status_code == 303, console.text
+    assert star.status_code == 503
+    assert star.json()["code"] == "StoreUnavailable"
+    warnings = "\n".join(world.logs.lines)
+    assert "picker memories not read: StoreUnavailable (test: picks unreadable)" in warnings
+    assert "recent role not recorded: StoreUnavailable (test: picks unreadable)" in warnings
