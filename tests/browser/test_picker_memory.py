@@ -4,16 +4,36 @@ they starred (Favourites), shown first, in a fresh browser after signing out."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.fakes.browser import screenshot
-from tests.fakes.saml_world import DEPLOYER, READER, SamlWorld
+from broker_demo.aws import serve_asgi
+from tests.fakes.browser import IdpPages, screenshot
+from tests.fakes.saml_world import DEPLOYER, READER, SamlWorld, saml_world
+from tests.fakes.servers import free_port
 
 pytestmark = pytest.mark.browser
 DANA = "dana@example.com"
+
+
+@pytest.fixture(scope="module")
+def idp_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SamlWorld, str]]:
+    """The broker served at its own base_url: a page's script posts with the Origin the
+    broker expects (the other worlds serve on a port their base_url does not name)."""
+    pages = IdpPages()
+    port = free_port()
+    tmp = tmp_path_factory.mktemp("picker-memory")
+    with (
+        serve_asgi(pages.app) as idp_url,
+        saml_world(
+            tmp, sso_url=idp_url + "/sso", port=port, base_url=f"http://127.0.0.1:{port}"
+        ) as world,
+    ):
+        pages.world = world
+        yield world, idp_url
 
 
 def _fresh_page(chromium: Browser, **options: Any) -> Page:
@@ -44,12 +64,23 @@ def test_recent_and_favourites_follow_the_person_to_a_new_browser(
         expect(page.locator("#recent li.role")).to_have_count(1)
         star = grid.get_by_role("button", name="Favourite: deployer in Production")
         expect(star).to_have_attribute("aria-pressed", "false")
+        page.evaluate("window.notReloaded = true")
         star.click()
         # The script keeps the page: the star is pressed, the role joins Favourites.
         expect(star).to_have_attribute("aria-pressed", "true")
         expect(page.locator("#favourites")).to_be_visible()
         expect(page.locator("#favourites li.role")).to_have_attribute("data-arn", DEPLOYER)
         screenshot(page, "picker-favourite-starred")
+        # By keyboard, from Favourites: unstarred, the row goes and focus stays on the role.
+        page.locator("#favourites").get_by_role("button", name=re.compile("^Favourite")).focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("#favourites")).to_be_hidden()
+        expect(star).to_be_focused()
+        expect(star).to_have_attribute("aria-pressed", "false")
+        page.keyboard.press("Space")
+        expect(star).to_have_attribute("aria-pressed", "true")
+        expect(page.locator("#favourites li.role")).to_have_count(1)
+        assert page.evaluate("window.notReloaded === true"), "the script starred in place"
 
         page.get_by_role("button", name="Sign out").click()
         expect(page.locator("h1")).to_have_text("Signed out")
