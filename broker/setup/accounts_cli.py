@@ -144,7 +144,10 @@ def _lines(plan: AccountsPlan) -> list[str]:
         "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table
     ]
     counts = {a: sum(r.action == a for r in plan.rows) for a in ("add", "rename")}
-    lines += [f"note: {n}" for n in plan.notes] + [f"error: {e}" for e in plan.errors]
+    # After a write, the line to add closes the output instead of repeating it as a note.
+    said_last = plan.applied and not plan.linked
+    notes = [n for n in plan.notes if not (said_last and plan.line_to_add in n)]
+    lines += [f"note: {n}" for n in notes] + [f"error: {e}" for e in plan.errors]
     if plan.applied:
         lines.append(
             f"wrote {plan.target}: {counts['add']} added, {counts['rename']} renamed; read back: "

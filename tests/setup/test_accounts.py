@@ -136,6 +136,7 @@ def test_apply_writes_the_file_the_loader_merges_and_a_rerun_plans_nothing(
         f"add this line to {config} so the broker reads it:",
         "  accounts_file: accounts.yaml",
     ]
+    assert sum("accounts_file: accounts.yaml" in line for line in lines) == 1  # said once
     assert config.read_text() == before  # the operator's file, comments and all, untouched
     written = yaml.safe_load((tmp_path / "accounts.yaml").read_text())
     assert written == {"accounts": {prod: {"name": "Production"}, staging: {"name": "Staging"}}}
