@@ -262,3 +262,11 @@ async def test_a_broken_store_hides_memories_and_refuses_stars(
     assert "recent role not recorded: StoreUnavailable" in caplog.text
     with pytest.raises(StoreUnavailable):
         await memory.star(person(), arn(1), True, {arn(1)})
+
+
+def test_a_full_favourites_list_says_what_to_do_on_the_error_page() -> None:
+    from broker.http.problems import next_step
+
+    sentence, button = next_step(FavouritesFull("Too many."))
+    assert sentence.startswith("Unstar a role")
+    assert button == ("Back to your accounts", "/")
