@@ -25,6 +25,7 @@ from broker.issuer.mint import AssertionIssuer
 from broker.issuer.routes import IssuerMetadata
 from broker.oidc.jwks import JwksCache
 from broker.oidc.routes import ProgramsFrontDoor
+from broker.oidc.signin import OidcSignIn, login_idps
 from broker.oidc.verify import OidcVerifier
 from broker.runtime import Runtime, server_secrets
 from broker.saml.routes import SamlFrontDoor, saml_idps
@@ -32,16 +33,23 @@ from broker.store import open_store
 
 
 def front_doors(config: Config) -> list[FrontDoor]:
-    """Programs' OIDC API always; SAML and the browser pages when a SAML IdP is configured;
-    the issuer's metadata when the broker signs its own assertions."""
+    """Programs' OIDC API always; the browser pages when people can sign in (a SAML IdP, or an
+    OIDC IdP with `login: true`), with each sign-in front door that is configured; the
+    issuer's metadata when the broker signs its own assertions."""
     doors: list[FrontDoor] = [ProgramsFrontDoor()]
     if config.issuer is not None:
         doors.append(IssuerMetadata())
-    if saml_idps(config):
+    if saml_idps(config) or login_idps(config):
         browser = BrowserFrontDoor()
-        saml = SamlFrontDoor(landing=browser)
-        browser.offer(saml.sign_in_methods)
-        doors += [saml, browser]
+        if saml_idps(config):
+            saml = SamlFrontDoor(landing=browser)
+            browser.offer(saml.sign_in_methods)
+            doors.append(saml)
+        if login_idps(config):
+            oidc = OidcSignIn(landing=browser, config=config)
+            browser.offer(oidc.sign_in_methods)
+            doors.append(oidc)
+        doors.append(browser)
     return doors
 
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
@@ -48,6 +49,14 @@ class SigningKey:
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class SignInEndpoints:
+    """Where a browser sign-in goes (OIDC Discovery §3), from the issuer's own document."""
+
+    authorization_endpoint: str
+    token_endpoint: str
+
+
 class JwksCache:
     """Keys of one issuer. Fetched through the issuer's own discovery document only: a
     token's `jku`, `x5u` or embedded `jwk` never leads anywhere."""
@@ -66,6 +75,7 @@ class JwksCache:
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._failure: IdpUnavailable | None = None  # why the last attempt failed
+        self._endpoints: SignInEndpoints | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0  # JWKS documents fetched, for /metrics and tests
 
@@ -92,6 +102,20 @@ class JwksCache:
             "The token is signed with a key the issuer does not publish.",
             log_detail=f"kid={kid!r} alg={alg} issuer={self._idp.issuer}",
         )
+
+    async def sign_in_endpoints(self) -> SignInEndpoints:
+        """The authorization and token endpoints, from the discovery document fetched with the
+        keys (fetched now if never yet, within the same refresh floor)."""
+        if self._endpoints is None:
+            await self._refresh()
+        if self._endpoints is None:
+            failure = self._failure
+            raise IdpUnavailable(
+                "The identity provider's sign-in endpoints are not available.",
+                log_detail=failure.log_detail if failure else f"issuer={self._idp.issuer}",
+                headers={"Retry-After": str(max(1, int(self._idp.jwks_min_refresh_seconds)))},
+            )
+        return self._endpoints
 
     def _find(self, kid: str | None, alg: str) -> SigningKey | None:
         candidates = [k for k in self._keys if k.fits(alg)]
@@ -139,6 +163,8 @@ class JwksCache:
                 "The identity provider's discovery document names another issuer.",
                 log_detail=f"configured {issuer!r}, discovery says {discovery.get('issuer')!r}",
             )
+        if self._idp.login:
+            self._endpoints = _sign_in_endpoints(discovery)
         jwks_uri = discovery.get("jwks_uri")
         try:
             check_url(str(jwks_uri), "jwks_uri")
@@ -211,6 +237,24 @@ class JwksCache:
 
 # Discovery documents and key sets are a few KB; real ones stay far below this.
 MAX_DOCUMENT_BYTES = 512 * 1024
+
+
+def _sign_in_endpoints(discovery: dict[str, Any]) -> SignInEndpoints:
+    """OIDC Discovery §3: both endpoints are required of a provider that signs people in; the
+    issuers' URL rule (https, plain http only on loopback) holds for them too."""
+    urls = []
+    for name in ("authorization_endpoint", "token_endpoint"):
+        value = str(discovery.get(name))
+        # RFC 6749 §3.1 and §3.2: either endpoint may carry a query, which is kept.
+        parts = urlsplit(value)
+        try:
+            check_url(urlunsplit(parts._replace(query="")), name)
+            urls.append(value)
+        except ValueError as exc:
+            raise IdpUnavailable(
+                f"The identity provider's {name} is not usable.", log_detail=str(exc)
+            ) from None
+    return SignInEndpoints(*urls)
 
 
 def _parse_jwk(jwk: Any) -> SigningKey | None:
