@@ -130,7 +130,14 @@ class LoginWorld:
         return callback
 
     def sts_calls(self) -> list[Any]:
-        return list(self.standin.calls)
+        """The broker's calls (the stand-in's console also calls GetCallerIdentity)."""
+        return [c for c in self.standin.calls if c.action.startswith("AssumeRoleWith")]
+
+    def saw(self, url: str) -> None:
+        """A URL the browser went to: a callback's code and state are secrets."""
+        if "/oidc/callback?" in url:
+            query = parse_qs(urlsplit(url).query)
+            self.secrets += query.get("code", []) + query.get("state", [])
 
     def audit(self) -> list[dict[str, Any]]:
         return read_audit(self.audit_path)
@@ -163,7 +170,8 @@ def login_world(
             "client_id": client_id,
             "private_key_jwt": {"key_file": str(key_file), "kid": jwk["kid"], "alg": "ES256"},
         }
-        secrets: list[str] = []
+        # A line of the private key's PEM body: it must never be logged either.
+        secrets: list[str] = [key_file.read_text().splitlines()[2]]
     else:
         client_id, secret = provider.register_login_client(base_url + "/oidc/callback", alg=alg)
         assert secret is not None
