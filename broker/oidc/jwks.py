@@ -76,6 +76,7 @@ class JwksCache:
         self._attempted_at: float | None = None
         self._failure: IdpUnavailable | None = None  # why the last attempt failed
         self._endpoints: SignInEndpoints | None = None
+        self._endpoints_failure: IdpUnavailable | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0  # JWKS documents fetched, for /metrics and tests
 
@@ -109,7 +110,7 @@ class JwksCache:
         if self._endpoints is None:
             await self._refresh()
         if self._endpoints is None:
-            failure = self._failure
+            failure = self._failure or self._endpoints_failure
             raise IdpUnavailable(
                 "The identity provider's sign-in endpoints are not available.",
                 log_detail=failure.log_detail if failure else f"issuer={self._idp.issuer}",
@@ -164,7 +165,13 @@ class JwksCache:
                 log_detail=f"configured {issuer!r}, discovery says {discovery.get('issuer')!r}",
             )
         if self._idp.login:
-            self._endpoints = _sign_in_endpoints(discovery)
+            # People's sign-in needs these; programs' tokens do not, so keys still load.
+            try:
+                self._endpoints = _sign_in_endpoints(discovery)
+                self._endpoints_failure = None
+            except IdpUnavailable as exc:
+                self._endpoints, self._endpoints_failure = None, exc
+                log.warning("no sign-in endpoints for %s (%s)", issuer, exc.log_detail)
         jwks_uri = discovery.get("jwks_uri")
         try:
             check_url(str(jwks_uri), "jwks_uri")

@@ -114,9 +114,10 @@ class PendingSignIns:
 
 def find(pending: Sequence[PendingSignIn], state: str) -> PendingSignIn | None:
     """The sign-in `state` names, compared in constant time (it is a bearer secret)."""
+    wanted = state.encode("utf-8", "surrogatepass")
     found = None
     for p in pending:
-        if hmac.compare_digest(p.state.encode(), state.encode()):
+        if hmac.compare_digest(p.state.encode("utf-8", "surrogatepass"), wanted):
             found = p
     return found
 

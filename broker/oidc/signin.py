@@ -187,7 +187,7 @@ class OidcSignIn:
         nonce = identity.attributes.get("nonce")
         # OIDC Core §3.1.3.7 (11): the nonce must be the one this browser's request sent.
         if not isinstance(nonce, str) or not hmac.compare_digest(
-            nonce.encode("utf-8", "surrogatepass"), ours.nonce.encode()
+            nonce.encode("utf-8", "surrogatepass"), ours.nonce.encode("utf-8", "surrogatepass")
         ):
             raise InvalidNonce(
                 "The ID token does not answer this browser's sign-in (nonce).",

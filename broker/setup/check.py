@@ -181,10 +181,11 @@ def _never(m: Matcher, idp: OidcIdp | SamlIdp, where: str, report: CheckReport) 
         values = {str(v) for v in (m.value if isinstance(m.value, list) else [m.value])}
         if m.claim == "iss" and idp.issuer not in values:
             return True
-        if m.claim == "aud" and not values & set(idp.audiences):
+        if m.claim == "aud" and not values & set(idp.sts_audiences()):
             report.warning(
                 where,
-                f"tests aud for {sorted(values)}, none of the IdP's audiences {idp.audiences}",
+                f"tests aud for {sorted(values)}, none of the IdP's audiences "
+                f"{idp.sts_audiences()}",
             )
     return False
 
