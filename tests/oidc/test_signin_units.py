@@ -4,6 +4,7 @@ client credentials read at startup, and the discovery document's sign-in endpoin
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -25,6 +26,7 @@ from broker.errors import (
     InvalidIssuer,
     InvalidToken,
 )
+from broker.logs import Scrub
 from broker.oidc.authcode import SignInClient, error_code
 from broker.oidc.jwks import JwksCache
 from broker.oidc.pending import MAX_PENDING, PENDING_SECONDS, PendingSignIn, PendingSignIns, find
@@ -361,3 +363,30 @@ def test_error_code_is_shown_only_when_well_formed(value: object, shown: str) ->
 
 def test_time_is_not_frozen() -> None:
     assert time.time() > NOW  # the cookie tests' NOW is in the past, as a real start would be
+
+
+# -- logs --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '127.0.0.1:5 - "GET /oidc/callback?code=SECRETCODE&state=SECRETSTATE HTTP/1.1" 303',
+        '127.0.0.1:5 - "GET /oidc/callback?state=SECRETSTATE&code=SECRETCODE HTTP/1.1" 401',
+        "POST body grant_type=authorization_code&code=SECRETCODE&code_verifier=SECRETSTATE",
+    ],
+)
+def test_an_access_log_line_keeps_no_code_or_state(line: str) -> None:
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, "%s", (line,), None)
+    assert Scrub().filter(record)
+    message = record.getMessage()
+    assert "SECRETCODE" not in message
+    assert "SECRETSTATE" not in message
+    assert "/oidc/callback" in message or "grant_type=authorization_code" in message
+
+
+def test_other_log_lines_are_left_alone() -> None:
+    text = "refused StateMismatch status=401 error_id=ab path=/oidc/callback status_code=401"
+    record = logging.LogRecord("broker", logging.INFO, __file__, 1, "%s", (text,), None)
+    assert Scrub().filter(record)
+    assert record.getMessage() == text
