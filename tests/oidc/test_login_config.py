@@ -3,16 +3,18 @@ policy and IAM provider that follow from it, and which front doors a config swit
 
 from __future__ import annotations
 
+import ast
 import json
 from dataclasses import dataclass
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from broker.app import front_doors
 from broker.browser.picker import BrowserFrontDoor
-from broker.config import Config, OidcIdp, parse_config
+from broker.config import Config, OidcIdp, load_config, parse_config
 from broker.errors import ConfigError
 from broker.oidc.signin import OidcSignIn
 from broker.saml.routes import SamlFrontDoor
@@ -164,3 +166,33 @@ def test_sign_in_methods_offer_the_label() -> None:
     assert method.idp == "corp"
     assert method.label == "Okta"
     assert method.start_url("/x?y=1") == "/oidc/login?idp=corp&next=%2Fx%3Fy%3D1"
+
+
+def test_login_example_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "oidc-login.example.yaml"
+    cfg = load_config(example)
+    logins = {n: i for n, i in cfg.identity_providers.items() if isinstance(i, OidcIdp)}
+    assert {n for n, i in logins.items() if i.login} == {"entra", "okta"}
+    assert logins["okta"].private_key_jwt is not None
+    assert logins["okta"].scopes == ["openid", "email", "profile", "groups"]
+
+
+def test_the_oidc_front_door_imports_no_other_front_door() -> None:
+    """Front doors meet through http/frontdoor.py's SignInMethod and Landing only."""
+    package = Path(__file__).resolve().parents[2] / "broker" / "oidc"
+    offences = []
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offences += [
+                f"{path.name}: {n}"
+                for n in names
+                if n.startswith(("broker.browser", "broker.saml"))
+            ]
+    assert not offences
