@@ -114,7 +114,11 @@ class OidcVerifier:
             subject=subject,
             attributes=claims,
             expires_at=expires_at,
-            proof=WebIdentityToken(token, oidc_session_name(subject, claims, idp.session_name)),
+            proof=WebIdentityToken(
+                token,
+                oidc_session_name(subject, claims, idp.session_name),
+                expires_at if sign_in is not None else None,
+            ),
         )
 
 

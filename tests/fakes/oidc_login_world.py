@@ -56,7 +56,13 @@ def _private_key_jwt(directory: Path) -> tuple[Path, dict[str, Any]]:
 
 
 def login_config(
-    base_url: str, issuer: str, sts_url: str, audit: Path, idp: dict[str, Any], tmp: Path
+    base_url: str,
+    issuer: str,
+    sts_url: str,
+    audit: Path,
+    idp: dict[str, Any],
+    tmp: Path,
+    aws: dict[str, Any] | None = None,
 ) -> Config:
     return parse_config(
         {
@@ -65,6 +71,7 @@ def login_config(
                 "sts_endpoint": sts_url + "/",
                 "federation_endpoint": sts_url + "/federation",
                 "sts_max_attempts": 1,
+                **(aws or {}),
             },
             "audit": {"path": str(audit)},
             "issuer": issuer_section(signing_keys(tmp / "issuer", "signing")),
@@ -151,7 +158,12 @@ class LoginWorld:
 
 @contextmanager
 def login_world(
-    tmp: Path, provider: OidcProviderPeer, *, alg: str = "RS256", private_key_jwt: bool = False
+    tmp: Path,
+    provider: OidcProviderPeer,
+    *,
+    alg: str = "RS256",
+    private_key_jwt: bool = False,
+    aws: dict[str, Any] | None = None,
 ) -> Iterator[LoginWorld]:
     """The broker at a port chosen first (the IdP registers its redirect URI), its client
     registered at oidc-provider with ID tokens signed `alg`, authenticating with a client
@@ -183,7 +195,7 @@ def login_world(
     standin = AwsStandIn()
     audit_path = tmp / "audit.jsonl"
     with capturing(BrokerLogs()) as logs, serve(standin) as standin_url:
-        config = login_config(base_url, provider.issuer, standin_url, audit_path, idp, tmp)
+        config = login_config(base_url, provider.issuer, standin_url, audit_path, idp, tmp, aws)
         oidc = config.identity_providers[IDP]
         assert isinstance(oidc, OidcIdp)
         # What `broker setup oidc-provider` registers: the IdP, with the programs' audience

@@ -242,3 +242,59 @@ def test_refused_callbacks(world: LoginWorld, case: Refusal, accept: str) -> Non
             assert body["sign_in_again"].startswith("/oidc/login?")
     events = world.audit()[before:]
     assert [(e["outcome"], e["code"]) for e in events] == [("refused", case.code)]
+
+
+ID_TOKEN_SECONDS = 3
+
+
+@pytest.fixture(scope="module")
+def short_lived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoginWorld]:
+    """An IdP whose ID tokens live 3 s, and a broker session that outlives them (issuer
+    mode); a small redemption margin (10% of 2 s) so the test waits only for the expiry."""
+    peer = OidcProviderPeer(id_token_ttl=ID_TOKEN_SECONDS)
+    peer.start()
+    try:
+        peer.add_person("ada", PERSON)
+        tmp = tmp_path_factory.mktemp("oidc-reauth")
+        with login_world(tmp, peer, aws={"saml_redemption_seconds": 2}) as w:
+            yield w
+    finally:
+        peer.stop()
+
+
+def test_an_expired_id_token_goes_back_through_the_idp_not_to_sts(
+    short_lived: LoginWorld,
+) -> None:
+    """A pass-through role after the ID token's expiry: no STS call with it; the browser goes
+    back through the IdP (start_url of the OIDC sign-in) and comes back to the same click."""
+    world = short_lived
+    world.standin.reset()
+    with world.client() as browser:
+        r = browser.get(world.at_idp(world.start(browser), "ada"))
+        assert r.status_code == 303, r.text
+        csrf = world.csrf(browser)
+        time.sleep(ID_TOKEN_SECONDS + 0.5)
+        issuer_mode = browser.post("/console", data={"csrf": csrf, "role": "admin"})
+        assert issuer_mode.status_code == 303, issuer_mode.text  # the broker's own assertion
+        assert "Action=login" in issuer_mode.headers["location"]
+        world.secrets.extend(
+            parse_qs(urlsplit(issuer_mode.headers["location"]).query).get("SigninToken", [])
+        )
+        late = browser.post("/console", data={"csrf": csrf, "role": "deployer"})
+        assert late.status_code == 303, late.text
+        location = late.headers["location"]
+        assert location.startswith("/oidc/login?idp=corp&")
+        assert parse_qs(urlsplit(location).query)["next"] == ["/console?role=deployer"]
+        assert [c.action for c in world.sts_calls()] == ["AssumeRoleWithSAML"]
+
+        authorize = browser.get(location)
+        assert authorize.status_code == 303
+        back = browser.get(world.at_idp(authorize.headers["location"], "ada"))
+        assert back.headers["location"] == "/console?role=deployer"
+        console = browser.get(back.headers["location"])
+        assert console.status_code == 303, console.text
+        world.secrets.extend(
+            parse_qs(urlsplit(console.headers["location"]).query).get("SigninToken", [])
+        )
+    actions = [(c.action, c.role_arn) for c in world.sts_calls()]
+    assert actions[-1] == ("AssumeRoleWithWebIdentity", DEPLOYER)

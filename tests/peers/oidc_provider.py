@@ -131,8 +131,9 @@ def resource_indicator(audience: str, alg: str | None = None) -> str:
 class OidcProviderPeer:
     """One oidc-provider process on 127.0.0.1, with keys and registered clients owned here."""
 
-    def __init__(self, *, ttl: int = 600) -> None:
+    def __init__(self, *, ttl: int = 600, id_token_ttl: int = 3600) -> None:
         self.ttl = ttl
+        self.id_token_ttl = id_token_ttl
         self._port: int | None = None
         self._workdir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -372,6 +373,8 @@ class OidcProviderPeer:
                 str(self._workdir / "clients.json"),
                 "--accounts",
                 str(self._workdir / "accounts.json"),
+                "--id-token-ttl",
+                str(self.id_token_ttl),
             ],
             cwd=NODE_DIR,
             env=env,

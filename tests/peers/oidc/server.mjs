@@ -1,7 +1,7 @@
 // A real OpenID Connect provider (panva/oidc-provider) that the broker's tests mint JWTs from.
 //
 //   node server.mjs --port P --keys KEYFILE --issuer http://127.0.0.1:P [--ttl SECONDS] [--clients FILE]
-//                   [--accounts FILE]
+//                   [--accounts FILE] [--id-token-ttl SECONDS]
 //
 // KEYFILE   JWKS of private signing keys. Order matters: the first key of each type signs
 //           (oidc-provider's documented rotation rule), later ones are only published.
@@ -32,6 +32,7 @@ const { values: args } = parseArgs({
     keys: { type: 'string' },
     issuer: { type: 'string' },
     ttl: { type: 'string', default: '600' },
+    'id-token-ttl': { type: 'string', default: '3600' },
     clients: { type: 'string' },
     accounts: { type: 'string' },
   },
@@ -47,6 +48,11 @@ const port = Number.parseInt(args.port, 10);
 const ttl = Number.parseInt(args.ttl, 10);
 if (!Number.isInteger(ttl) || ttl <= 0) {
   console.error(`--ttl must be a positive integer, got ${args.ttl}`);
+  process.exit(2);
+}
+const idTokenTtl = Number.parseInt(args['id-token-ttl'], 10);
+if (!Number.isInteger(idTokenTtl) || idTokenTtl <= 0) {
+  console.error(`--id-token-ttl must be a positive integer, got ${args['id-token-ttl']}`);
   process.exit(2);
 }
 
@@ -197,6 +203,7 @@ const provider = new Provider(args.issuer, {
   ttl: {
     AccessToken: ttl,
     ClientCredentials: ttl,
+    IdToken: idTokenTtl,
   },
 });
 
