@@ -55,6 +55,8 @@ class SignInEndpoints:
 
     authorization_endpoint: str
     token_endpoint: str
+    # RFC 9207 §3: the IdP names itself (`iss`) in every authorization response.
+    iss_parameter: bool = False
 
 
 class JwksCache:
@@ -261,7 +263,8 @@ def _sign_in_endpoints(discovery: dict[str, Any]) -> SignInEndpoints:
             raise IdpUnavailable(
                 f"The identity provider's {name} is not usable.", log_detail=str(exc)
             ) from None
-    return SignInEndpoints(*urls)
+    supported = discovery.get("authorization_response_iss_parameter_supported") is True
+    return SignInEndpoints(urls[0], urls[1], iss_parameter=supported)
 
 
 def _parse_jwk(jwk: Any) -> SigningKey | None:

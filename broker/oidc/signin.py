@@ -21,6 +21,7 @@ from fastapi.responses import RedirectResponse, Response
 from broker.config import Config, OidcIdp
 from broker.errors import (
     BrokerError,
+    InvalidIssuer,
     InvalidNonce,
     MalformedRequest,
     NotFound,
@@ -146,6 +147,8 @@ class OidcSignIn:
         now = datetime.now(UTC)
         started = pending.read(request, now.timestamp())
         ours = find(started, request.query_params.get("state", "")[:MAX_PARAM])
+        if ours is not None and ours.idp not in self._clients:
+            ours = None  # started for an IdP that is no longer configured
         restart = login_url(ours.next if ours else "/", ours.idp if ours else None)
         with _offer_sign_in(restart):
             async with rt.audit.decision(
@@ -172,6 +175,8 @@ class OidcSignIn:
         self, rt: Runtime, ours: PendingSignIn, params: Mapping[str, str], now: datetime
     ) -> Identity:
         if "error" in params:
+            endpoints = await rt.oidc.sign_in_endpoints(ours.idp)
+            _check_issuer(params.get("iss"), self._idps[ours.idp].issuer, endpoints.iss_parameter)
             error = error_code(params["error"])
             raise SignInRefusedByIdp(
                 f"The identity provider did not sign you in ({error}).",
@@ -182,6 +187,7 @@ class OidcSignIn:
             raise MalformedRequest("The identity provider's answer has no authorization code.")
         client = self._clients[ours.idp]
         endpoints = await rt.oidc.sign_in_endpoints(ours.idp)
+        _check_issuer(params.get("iss"), self._idps[ours.idp].issuer, endpoints.iss_parameter)
         id_token = await client.redeem(rt.http, endpoints.token_endpoint, code, ours.verifier)
         identity = await rt.oidc.verify(id_token, now=now.timestamp(), sign_in=ours.idp)
         nonce = identity.attributes.get("nonce")
@@ -196,10 +202,24 @@ class OidcSignIn:
         return identity
 
 
+def _check_issuer(iss: str | None, issuer: str, required: bool) -> None:
+    """RFC 9207 §2.4 (mix-up): an `iss` in the answer must be the IdP this sign-in went to,
+    and an IdP that announces the parameter must send it."""
+    if iss is None and not required:
+        return
+    if iss is None or not hmac.compare_digest(
+        iss.encode("utf-8", "surrogatepass"), issuer.encode()
+    ):
+        raise InvalidIssuer(
+            "The sign-in answer does not come from the identity provider it went to.",
+            log_detail=f"iss={'missing' if iss is None else repr(iss[:200])} expected={issuer}",
+        )
+
+
 def _callback_params(query: Mapping[str, str]) -> dict[str, str]:
     """The parameters the callback reads, each once and bounded; anything else is ignored."""
     out = {}
-    for name in ("code", "state", "error"):
+    for name in ("code", "state", "error", "iss"):
         value = query.get(name)
         if value is None:
             continue

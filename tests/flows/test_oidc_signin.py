@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from operator import attrgetter
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -203,6 +203,26 @@ def _no_state(world: LoginWorld, browser: httpx.Client) -> str:
     return f"{world.url}/oidc/callback?code={code}"
 
 
+def _with_iss(callback: str, iss: str | None) -> str:
+    parts = urlsplit(callback)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "iss"]
+    if iss is not None:
+        query.append(("iss", iss))
+    return parts._replace(query=urlencode(query)).geturl()
+
+
+def _another_issuer(world: LoginWorld, browser: httpx.Client) -> str:
+    """RFC 9207 mix-up: the answer names another IdP than the one this sign-in went to."""
+    callback = world.at_idp(world.start(browser), "ada")
+    assert parse_qs(urlsplit(callback).query)["iss"] == [world.provider.issuer]
+    return _with_iss(callback, "https://attacker.example")
+
+
+def _no_issuer(world: LoginWorld, browser: httpx.Client) -> str:
+    """The IdP announces `iss` in its answers (discovery): one without it is refused."""
+    return _with_iss(world.at_idp(world.start(browser), "ada"), None)
+
+
 def _no_roles(world: LoginWorld, browser: httpx.Client) -> str:
     return world.at_idp(world.start(browser), "nobody")
 
@@ -216,6 +236,8 @@ REFUSALS = [
     Refusal("no-code", "MalformedRequest", _no_code),
     Refusal("no-state", "StateMismatch", _no_state),
     Refusal("no-role", "NoRoleGranted", _no_roles),
+    Refusal("another-issuer", "InvalidIssuer", _another_issuer),
+    Refusal("no-issuer", "InvalidIssuer", _no_issuer),
 ]
 
 
