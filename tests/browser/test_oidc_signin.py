@@ -89,7 +89,13 @@ def test_deny_at_the_idp_shows_an_error_page_with_a_way_back(page: Page, world: 
     page.on("request", lambda request: world.saw(request.url))
     page.goto(world.url + "/")
     page.get_by_role("button", name="Deny").click()
-    expect(page.locator("body")).to_contain_text("SignInRefusedByIdp")
+    expect(page.locator("#error-code")).to_have_text("SignInRefusedByIdp")
+    expect(page.locator("#error-detail")).to_contain_text("access_denied")
     screenshot(page, "oidc-denied")
     assert "broker_session" not in {c["name"] for c in page.context.cookies()}
     assert world.sts_calls() == []
+    # The page offers a fresh sign-in, which works this time.
+    page.locator("#sign-in-again").click()
+    page.locator("#username").fill("grace")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("h1")).to_have_text("AWS accounts")
