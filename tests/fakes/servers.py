@@ -163,11 +163,14 @@ def stop(proc: subprocess.Popen[Any], timeout: float = 15) -> None:
 
 @contextmanager
 def serve_app(
-    app: ASGIApp, *, timeout: float = 10, tls: tuple[Path, Path] | None = None, port: int = 0
+    app: ASGIApp,
+    *,
+    timeout: float = 10,
+    tls: tuple[Path, Path] | None = None,
+    port: int = 0,
 ) -> Iterator[str]:
     """Serve an ASGI app with uvicorn in a thread on loopback; yield its base URL. `tls`:
-    (certificate chain, key) files to serve https; `port`: a fixed one (an IdP must know the
-    broker's redirect URI before it starts), else any free one."""
+    (certificate chain, key) files to serve https; `port`: a fixed one (0: any free one)."""
     certfile, keyfile = tls if tls is not None else (None, None)
     server = uvicorn.Server(
         uvicorn.Config(
