@@ -2,7 +2,7 @@
 
     BrokerError
     ├── BadRequest (400)
-    │   ├── MalformedRequest, InvalidParameter
+    │   ├── MalformedRequest, InvalidParameter ── FavouritesFull (409)
     │   ├── NotFound (404), MethodNotAllowed (405)
     │   └── RequestTooLarge (413)
     ├── AuthenticationFailed (401)
@@ -82,6 +82,13 @@ class MalformedRequest(BadRequest):
 
 class InvalidParameter(BadRequest):
     pass
+
+
+class FavouritesFull(InvalidParameter):
+    """The picker keeps a bounded list of starred roles; another is refused, nothing stored."""
+
+    status = 409
+    title = "Too many favourites"
 
 
 class NotFound(BadRequest):

@@ -39,7 +39,6 @@ class BrowserSession:
     csrf: str
     identity: Identity
     expires_at: datetime
-    last_role: str | None = None
     # The console path the sign-in itself went on to: opened once even though the redirect
     # to it follows the IdP's cross-site POST (broker.http.origin).
     landing: str | None = None
@@ -138,10 +137,6 @@ class SessionManager:
         await self._save(landed, now)
         return landed
 
-    async def remember_role(self, session: BrowserSession, role: str, now: datetime) -> None:
-        if session.last_role != role:
-            await self._save(replace(session, last_role=role), now)
-
     async def destroy(self, session: BrowserSession) -> None:
         await self._store.delete(SESSION_KEY.format(session.id))
 
@@ -176,7 +171,6 @@ def _encode(s: BrowserSession) -> bytes:
     doc: dict[str, Any] = {
         "csrf": s.csrf,
         "expires_at": s.expires_at.timestamp(),
-        "last_role": s.last_role,
         "landing": s.landing,
         "identity": {
             "protocol": i.protocol,
@@ -213,7 +207,7 @@ def _decode(sid: str, data: bytes) -> BrowserSession:
         session_not_on_or_after=None if nooa is None else datetime.fromtimestamp(nooa, UTC),
     )
     expires = datetime.fromtimestamp(doc["expires_at"], UTC)
-    return BrowserSession(sid, doc["csrf"], identity, expires, doc["last_role"], doc.get("landing"))
+    return BrowserSession(sid, doc["csrf"], identity, expires, landing=doc.get("landing"))
 
 
 def _encode_proof(proof: Proof) -> dict[str, str]:

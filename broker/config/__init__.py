@@ -5,9 +5,15 @@ from broker.aws.partitions import Partition
 from broker.config.base import NAME, Strict, check_url, is_loopback_url
 from broker.config.idps import Algorithm, OidcIdp, SamlIdp
 from broker.config.issuer import IssuerSettings, SigningKey, Via
-from broker.config.loader import load_config, parse_config
+from broker.config.loader import (
+    accounts_file_path,
+    load_config,
+    parse_config,
+    read_accounts_file,
+    read_yaml,
+)
 from broker.config.model import Config, IdentityProvider
-from broker.config.rules import Account, GrantTemplate, Role, Rule
+from broker.config.rules import Account, AccountsFile, GrantTemplate, Role, Rule
 from broker.config.settings import AuditSettings, AwsSettings, ServerSettings
 from broker.config.store import StoreSettings
 
@@ -18,6 +24,7 @@ __all__ = [
     "PROVIDER_ARN",
     "ROLE_ARN",
     "Account",
+    "AccountsFile",
     "Algorithm",
     "AuditSettings",
     "AwsSettings",
@@ -35,8 +42,11 @@ __all__ = [
     "StoreSettings",
     "Strict",
     "Via",
+    "accounts_file_path",
     "check_url",
     "is_loopback_url",
     "load_config",
     "parse_config",
+    "read_accounts_file",
+    "read_yaml",
 ]

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
 from broker.config.base import NAME, Strict
 from broker.config.idps import OidcIdp, SamlIdp
 from broker.config.issuer import IssuerSettings, Via
-from broker.config.rules import Account, GrantTemplate, Role, Rule
+from broker.config.rules import (
+    Account,
+    AccountId,
+    GrantTemplate,
+    Role,
+    Rule,
+    account_keys,
+)
 from broker.config.settings import AuditSettings, AwsSettings, ServerSettings
 from broker.config.store import StoreSettings
 
@@ -25,29 +32,16 @@ class Config(Strict):
     identity_providers: dict[Annotated[str, Field(pattern=NAME)], IdentityProvider] = Field(
         min_length=1
     )
-    accounts: dict[Annotated[str, Field(pattern=r"^\d{12}$")], Account] = Field(
-        default_factory=dict
-    )
+    accounts: dict[AccountId, Account] = Field(default_factory=dict)
+    # A YAML file of more `accounts:` (relative to this file), which the loader merges in:
+    # `broker setup accounts` rewrites it, so the names need not live among hand-kept comments.
+    accounts_file: str | None = Field(None, min_length=1)
     roles: dict[Annotated[str, Field(pattern=NAME)], Role] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
     # Issuer mode: the broker signs its own SAML assertions for roles reached `via: issuer`.
     issuer: IssuerSettings | None = None
 
-    @field_validator("accounts", mode="before")
-    @classmethod
-    def _account_keys(cls, v: Any) -> Any:
-        # YAML reads an unquoted id as an int, and one with a leading 0 as octal: only an
-        # unambiguous 12-digit int is taken as is; anything else must be quoted.
-        if isinstance(v, dict):
-            out: dict[Any, Any] = {}
-            for k, a in v.items():
-                if isinstance(k, int) and not isinstance(k, bool):
-                    if not 10**11 <= k < 10**12:
-                        raise ValueError(f"account id {k} must be 12 digits; quote it in YAML")
-                    k = str(k)
-                out[k] = a
-            return out
-        return v
+    _account_keys = field_validator("accounts", mode="before")(account_keys)
 
     @model_validator(mode="after")
     def _references(self) -> Config:

@@ -13,9 +13,34 @@ from broker.aws.arn import MAX_SESSION_SECONDS, MIN_SESSION_SECONDS, ROLE_ARN, a
 from broker.config.base import NAME, Strict
 from broker.config.issuer import Via, check_session_tags, check_source_identity
 
+AccountId = Annotated[str, Field(pattern=r"^\d{12}$")]
+
 
 class Account(Strict):
     name: str = Field(min_length=1, max_length=128)
+
+
+def account_keys(v: Any) -> Any:
+    """YAML reads an unquoted id as an int, and one with a leading 0 as octal: only an
+    unambiguous 12-digit int is taken as is; anything else must be quoted."""
+    if isinstance(v, dict):
+        out: dict[Any, Any] = {}
+        for k, a in v.items():
+            if isinstance(k, int) and not isinstance(k, bool):
+                if not 10**11 <= k < 10**12:
+                    raise ValueError(f"account id {k} must be 12 digits; quote it in YAML")
+                k = str(k)
+            out[k] = a
+        return out
+    return v
+
+
+class AccountsFile(Strict):
+    """The file a config's `accounts_file` names: an `accounts:` section, as in the config."""
+
+    accounts: dict[AccountId, Account] = Field(default_factory=dict)
+
+    _keys = field_validator("accounts", mode="before")(account_keys)
 
 
 class Role(Strict):

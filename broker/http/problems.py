@@ -16,6 +16,7 @@ from starlette.types import Scope
 from broker.errors import (
     BrokerError,
     CsrfFailed,
+    FavouritesFull,
     InvalidParameter,
     MalformedRequest,
     MethodNotAllowed,
@@ -83,6 +84,7 @@ NEXT_STEPS: tuple[tuple[type[BrokerError], str, tuple[str, str] | None], ...] = 
     ),
     (RedirectNotAllowed, "That link leads outside the AWS console: open a role here.", ACCOUNTS),
     (NotFound, "Nothing is at this address.", ACCOUNTS),
+    (FavouritesFull, "Unstar a role you no longer use, then star this one.", ACCOUNTS),
     (InvalidParameter, "Open your accounts and choose again.", ACCOUNTS),
     (UpstreamError, "This is usually brief: try again in a minute.", ACCOUNTS),
 )

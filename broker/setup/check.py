@@ -1,4 +1,4 @@
-"""`broker config check`: the file itself, then (unless offline) each IdP's discovery, keys and metadata."""
+"""`broker config check`: the file itself, then (unless offline) each IdP's discovery, keys and metadata (check_saml.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +16,15 @@ from broker.config import Config, GrantTemplate, OidcIdp, SamlIdp, parse_config
 from broker.errors import ConfigError
 from broker.matchers import ClaimTest, Combine, Matcher, Not
 from broker.setup import SetupError
+from broker.setup.check_saml import check_saml, expiry
 from broker.setup.fetch import get_json
 from broker.setup.issuer import bypass_findings
-from broker.setup.metadata import check_metadata, load
-from broker.setup.review import review
+from broker.setup.review import review, unnamed_accounts
 from broker.setup.samples import check_samples
 from broker.setup.thumbprint import CertInfo, endpoint
 from broker.setup.tlschain import presented_chain
 from broker.setup.trust_policy import grants
 
-EXPIRY_WARNING = timedelta(days=30)
 # Key types each JWS algorithm needs (RFC 7518 §3, RFC 8037).
 KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 
@@ -90,13 +89,13 @@ def check(
         f"valid: {len(config.identity_providers)} IdPs, {len(config.roles)} roles, {len(config.rules)} rules",
     )
     _static(config, report)
-    report.findings += [*review(config), *bypass_findings(config, now)]
+    report.findings += [*review(config), *unnamed_accounts(config), *bypass_findings(config, now)]
     check_samples(config, samples or {}, report)
     for name, idp in config.identity_providers.items():
         where = f"identity_providers.{name}"
         try:
             if isinstance(idp, SamlIdp):
-                _saml(
+                check_saml(
                     idp, where, report, offline=offline, now=now, timeout=timeout, ca_file=ca_file
                 )
             elif not offline:
@@ -124,7 +123,7 @@ def _load(path: str, report: CheckReport) -> Config | None:
     for dup in loader.duplicates:
         report.error(path, dup)
     try:
-        return parse_config(data)
+        return parse_config(data, path)
     except ConfigError as exc:
         report.error(path, exc.detail)
         return None
@@ -210,45 +209,6 @@ def _contradicts(children: tuple[Matcher, ...]) -> bool:
     return False
 
 
-def _expiry(cert: CertInfo, what: str, where: str, now: datetime, report: CheckReport) -> None:
-    if cert.not_after <= now:
-        report.error(where, f"{what} {cert.subject} expired {cert.not_after:%Y-%m-%d}")
-    elif cert.not_after - now < EXPIRY_WARNING:
-        report.warning(where, f"{what} {cert.subject} expires {cert.not_after:%Y-%m-%d}")
-
-
-def _saml(
-    idp: SamlIdp,
-    where: str,
-    report: CheckReport,
-    *,
-    offline: bool,
-    now: datetime,
-    timeout: float,
-    ca_file: str | None,
-) -> None:
-    for i, text in enumerate(idp.certificates):
-        body = "".join(line for line in text.splitlines() if not line.startswith("-----"))
-        try:
-            cert = CertInfo.from_der(base64.b64decode("".join(body.split()), validate=True))
-        except (binascii.Error, ValueError):
-            report.error(f"{where}.certificates[{i}]", "not a PEM or base64 X.509 certificate")
-            continue
-        _expiry(cert, "certificate", f"{where}.certificates[{i}]", now, report)
-    source = str(idp.metadata_file) if idp.metadata_file else idp.metadata_url
-    if source is None or (offline and idp.metadata_url):
-        return
-    meta = check_metadata(load(source, timeout=timeout, ca_file=ca_file), now=now)
-    for e in meta.errors:
-        report.error(where, f"metadata: {e}")
-    for w in meta.warnings:
-        report.warning(where, f"metadata: {w}")
-    if meta.ok:
-        report.ok(
-            where, f"metadata for {meta.entity_id}: {len(meta.certificates)} signing certificate(s)"
-        )
-
-
 def _oidc(
     idp: OidcIdp,
     where: str,
@@ -290,7 +250,7 @@ def _oidc(
         x5c = k.get("x5c") if isinstance(k, dict) else None
         for j, b64 in enumerate(x5c if isinstance(x5c, list) else []):
             try:
-                _expiry(
+                expiry(
                     CertInfo.from_der(base64.b64decode(b64)),
                     f"JWKS key {k.get('kid')} x5c[{j}]",
                     where,
@@ -306,7 +266,7 @@ def _oidc(
         report.warning(where, f"could not read {host}'s TLS certificates: {exc}")
     else:
         for der in chain:
-            _expiry(CertInfo.from_der(der), "TLS certificate", where, now, report)
+            expiry(CertInfo.from_der(der), "TLS certificate", where, now, report)
     report.ok(
         where,
         f"discovery and {len(keys)} key(s) fetched; algorithms usable: {', '.join(usable) or 'none'}",

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.config import load_config
-from broker.setup import SetupError, iac_cli, iam
+from broker.setup import SetupError, accounts_cli, iac_cli, iam
 from broker.setup.check import check
 from broker.setup.enforcement import REMEDY
 from broker.setup.issuer import check_account, issuer_metadata
@@ -95,6 +95,7 @@ def add_commands(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_trust_policy)
     iac_cli.add_steps(steps)
+    accounts_cli.add_steps(steps)
 
     config = sub.add_parser("config", help="validate the configuration")
     cmds = config.add_subparsers(dest="config_command", required=True, metavar="STEP")

@@ -19,6 +19,9 @@ from broker.setup.thumbprint import CertInfo
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 EXPIRY_WARNING = timedelta(days=30)
+# SAML Metadata §2.3.2: validUntil is when the metadata expires. Two weeks ahead leaves time
+# to fetch the IdP's new document before the broker and IAM hold an expired one.
+VALID_UNTIL_WARNING = timedelta(days=14)
 MAX_METADATA_BYTES = 10_000_000  # IAM's SAMLMetadataDocument limit
 
 
@@ -105,6 +108,11 @@ def _check_valid_until(value: str, now: datetime, report: MetadataReport) -> Non
         return
     if until.tzinfo is None or until <= now:
         report.errors.append(f"the metadata's validUntil {value} has passed")
+    elif until - now < VALID_UNTIL_WARNING:
+        days = (until - now).days
+        report.warnings.append(
+            f"the metadata's validUntil {value} is in {days} days: fetch it again from the IdP"
+        )
 
 
 def _add_certificate(text: str, now: datetime, report: MetadataReport) -> None:

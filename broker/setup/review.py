@@ -1,4 +1,4 @@
-"""Per-role findings for `broker config check`: a subject IAM can pin, and limits only the broker enforces."""
+"""Per-role findings for `broker config check`: a subject IAM can pin, limits only the broker enforces, a named account."""
 
 from __future__ import annotations
 
@@ -37,3 +37,18 @@ def review(config: Config) -> Iterator[tuple[str, str, str]]:
                 + "; ".join(policy.broker_only)
                 + f". Note: {REMEDY}",
             )
+
+
+def unnamed_accounts(config: Config) -> Iterator[tuple[str, str, str]]:
+    """People pick roles by account name: a role's account without one shows as a number."""
+    roles: dict[str, list[str]] = {}
+    for name, role in config.roles.items():
+        if config.account_name(role.account_id) is None:
+            roles.setdefault(role.account_id, []).append(name)
+    for account, names in sorted(roles.items()):
+        yield (
+            "warning",
+            "accounts",
+            f"account {account} (roles {', '.join(names)}) has no name: "
+            "`broker setup accounts` reads the names from AWS Organizations",
+        )

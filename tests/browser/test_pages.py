@@ -68,9 +68,16 @@ def test_every_page_fits_and_passes_axe(
 
         page.goto(idp_url + "/portal")
         expect(page.locator("h1")).to_have_text("AWS accounts")
+        # With a favourite (and, the second time round, recent roles) above the accounts.
+        star = page.locator("#accounts").get_by_role(
+            "button", name="Favourite: reader in Analytics"
+        )
+        if star.get_attribute("aria-pressed") == "false":
+            star.click()
+        expect(page.locator("#favourites li.role")).to_have_count(1)
         found += findings(page, f"pages-{width}-picker")
 
-        row = page.locator("li.role", has_text="admin")
+        row = page.locator("#accounts li.role", has_text="admin")
         row.get_by_role("button", name=re.compile("^Command-line")).click()
         expect(page.locator("#env")).to_be_visible()
         found += findings(page, f"pages-{width}-cli")
@@ -84,7 +91,7 @@ def test_every_page_fits_and_passes_axe(
         found += findings(page, f"pages-{width}-error")
 
         page.goto(world.url + "/")
-        row = page.locator("li.role", has_text="admin")
+        row = page.locator("#accounts li.role", has_text="admin")
         row.get_by_role("button", name=re.compile("^Open the console")).click()
         expect(page.locator("#caller-arn")).to_be_visible()
         found += findings(page, f"pages-{width}-console")

@@ -25,11 +25,11 @@ def test_idp_initiated_picker_filter_and_console(
     screenshot(page, "picker")
 
     page.locator("#filter").press_sequentially("analy")
-    expect(page.locator("li.role:visible")).to_have_count(1)
+    expect(page.locator("#accounts li.role:visible")).to_have_count(1)
     expect(page.locator("section.account:visible h2")).to_contain_text("Analytics")
     screenshot(page, "picker-filtered")
 
-    page.locator("li.role:visible").get_by_role(
+    page.locator("#accounts li.role:visible").get_by_role(
         "button", name=re.compile("^Open the console")
     ).click()
     expect(page.locator("#caller-arn")).to_contain_text(
@@ -43,7 +43,7 @@ def test_keyboard_only_filter_and_enter(page: Page, idp_world: tuple[SamlWorld, 
     _, idp_url = idp_world
     page.goto(idp_url + "/portal")
     page.keyboard.type("deployer")
-    expect(page.locator("li.role:visible")).to_have_count(1)
+    expect(page.locator("#accounts li.role:visible")).to_have_count(1)
     page.keyboard.press("Enter")
     expect(page.locator("#caller-arn")).to_contain_text("assumed-role/deployer/")
 
@@ -65,7 +65,7 @@ def test_deep_link_goes_through_sp_initiated_login(
 def test_command_line_credentials_page(page: Page, idp_world: tuple[SamlWorld, str]) -> None:
     _, idp_url = idp_world
     page.goto(idp_url + "/portal")
-    row = page.locator("li.role", has_text="admin")
+    row = page.locator("#accounts li.role", has_text="admin")
     row.get_by_role("button", name=re.compile("^Command-line")).click()
     expect(page.locator("#env")).to_contain_text("export AWS_ACCESS_KEY_ID=")
     expect(page.locator("#credential-process-config")).to_contain_text("credential_process")
@@ -84,7 +84,7 @@ def test_command_line_page_by_keyboard_tabs_and_copy(
     try:
         page = context.new_page()
         page.goto(idp_url + "/portal")
-        row = page.locator("li.role", has_text="admin")
+        row = page.locator("#accounts li.role", has_text="admin")
         row.get_by_role("button", name=re.compile("^Command-line")).click()
         expect(page.locator("#panel-fish")).to_be_hidden()
         page.get_by_role("tab", name="bash, zsh").focus()
@@ -122,7 +122,7 @@ def test_picker_remembers_the_region_and_opens_a_role_in_a_new_tab(
     expect(page.get_by_label("Console Region")).to_have_value("eu-west-1")
     screenshot(page, "picker-region")
 
-    row = page.locator("li.role", has_text="reader")
+    row = page.locator("#accounts li.role", has_text="reader")
     with page.context.expect_page() as opened:
         row.get_by_role("button", name=re.compile("^In a new tab: the console as reader")).click()
     tab = opened.value

@@ -43,8 +43,9 @@ def _post_form(action: str, fields: dict[str, str]) -> HTMLResponse:
 
 
 class IdpPages:
-    """GET /portal: IdP-initiated; GET /sso: answers an AuthnRequest (HTTP-Redirect binding);
-    GET /link?to=…: a page on this (other) site that links to `to`."""
+    """GET /portal: IdP-initiated (`?name_id=` signs in someone other than alice); GET /sso:
+    answers an AuthnRequest (HTTP-Redirect binding); GET /link?to=…: a page on this (other)
+    site that links to `to`."""
 
     def __init__(self) -> None:
         self.world: SamlWorld | None = None
@@ -62,7 +63,12 @@ class IdpPages:
 
     async def portal(self, request: Request) -> HTMLResponse:
         assert self.world is not None
-        return _post_form(self._acs(), {"SAMLResponse": self.world.response()})
+        who = (
+            {"name_id": request.query_params["name_id"]}
+            if "name_id" in request.query_params
+            else {}
+        )
+        return _post_form(self._acs(), {"SAMLResponse": self.world.response(**who)})
 
     async def sso(self, request: Request) -> HTMLResponse:
         assert self.world is not None

@@ -175,11 +175,14 @@ def saml_world(
     standin: AwsStandIn | None = None,
     aws: dict[str, Any] | None = None,
     issuer: dict[str, Any] | None = None,
+    port: int = 0,
     **server: Any,
 ) -> Iterator[SamlWorld]:
     """A broker (uvicorn) with one SAML IdP (pysaml2) and the AWS stand-in; logs captured at
     DEBUG and checked on the way out: no assertion, credential or sign-in token in any line.
-    `standin` replaces the default AWS stand-in (e.g. one with a short redemption window)."""
+    `standin` replaces the default AWS stand-in (e.g. one with a short redemption window);
+    `port` serves the broker there (with a `base_url` naming it, a page's scripts send the
+    Origin the broker expects)."""
     base_url = server.get("base_url", BASE_URL)
     idp = TestIdp(tmp / "idp", acs_url=base_url + "/saml/acs", entity_id=IDP_ENTITY)
     standin = standin or AwsStandIn()
@@ -196,7 +199,7 @@ def saml_world(
         if issuer is None:
             register_configured_roles(standin, config, idp="corp")
         app = create_app(config)
-        with serve_app(app, tls=tls) as url:
+        with serve_app(app, tls=tls, port=port) as url:
             if issuer is not None:
                 metadata = httpx.get(url + "/issuer/metadata").content
                 for account in (PROD, ANALYTICS):

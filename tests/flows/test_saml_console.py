@@ -80,7 +80,7 @@ def test_console_click_signs_in_to_the_console_as_that_role(world: SamlWorld) ->
         assert query["Issuer"] == [BASE_URL]
         assert query["Destination"] == ["https://console.aws.amazon.com/s3/home?region=eu-west-1"]
         console = world.follow_to_console(location)
-        # The picker remembers the last role.
+        # The picker remembers the last role, first among the recent ones.
         again = client.get("/", headers={"accept": "text/html"})
     assert console.status_code == 200, console.text
     assert "assumed-role/reader/" in console.text
@@ -96,6 +96,8 @@ def test_console_click_signs_in_to_the_console_as_that_role(world: SamlWorld) ->
     assert login.destination is not None
     assert login.destination.endswith("s3/home?region=eu-west-1")
     assert "last used" in again.text
+    recent = again.text.split('id="recent"', 1)[1].split("</section>", 1)[0]
+    assert 'data-arn="arn:aws:iam::444455556666:role/reader"' in recent
     # httpx logged the broker's getSigninToken request, without its query (the credentials).
     assert any("/federation?[redacted]" in line for line in world.logs.lines)
     events = [e for e in world.audit() if e["event"] == "console"]

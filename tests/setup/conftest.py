@@ -48,6 +48,7 @@ def moto_server() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     _fill_moto_gaps()
+    _fill_organizations_gaps()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -82,6 +83,42 @@ def _fill_moto_gaps() -> None:
         )
 
 
+def _fill_organizations_gaps() -> None:
+    """moto 5 answers ListAccounts to anyone, even outside an organization, with an empty list.
+
+    Organizations API reference, ListAccounts: "This operation can be called only from the
+    organization's management account or by a member account that is a delegated
+    administrator"; its errors include AccessDeniedException and
+    AWSOrganizationsNotInUseException. The stand-in now refuses as that says, and answers a
+    delegated administrator from the organization's accounts. The helper is unchanged.
+    """
+    from moto.organizations.exceptions import (
+        AWSOrganizationsNotInUseException,
+        OrganizationsClientError,
+    )
+    from moto.organizations.models import OrganizationsBackend, organizations_backends
+
+    original = OrganizationsBackend.list_accounts
+    if getattr(original, "refuses_outsiders", False):
+        return
+
+    def list_accounts(self: Any, **kwargs: Any) -> Any:
+        if self.org is not None:
+            return original(self, **kwargs)
+        home = organizations_backends.master_accounts.get(self.account_id)
+        if home is None:
+            raise AWSOrganizationsNotInUseException
+        management = organizations_backends[home[0]][home[1]]
+        if not any(admin.account.id == self.account_id for admin in management.admins):
+            raise OrganizationsClientError(
+                "AccessDeniedException", "You don't have permissions to access this resource."
+            )
+        return original(management, **kwargs)
+
+    list_accounts.refuses_outsiders = True  # type: ignore[attr-defined]
+    OrganizationsBackend.list_accounts = list_accounts  # type: ignore[method-assign,assignment]
+
+
 @pytest.fixture
 def iam_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh, empty IAM and dummy credentials through the standard environment chain."""
@@ -89,3 +126,13 @@ def iam_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     return moto_server
+
+
+@pytest.fixture
+def org_endpoint(iam_endpoint: str) -> str:
+    """The IAM endpoint's moto, with an organization whose management account the caller is."""
+    import boto3
+
+    org = boto3.client("organizations", endpoint_url=iam_endpoint, region_name="us-east-1")
+    org.create_organization(FeatureSet="ALL")
+    return iam_endpoint
