@@ -169,7 +169,7 @@ class JwksCache:
         if self._idp.login:
             # People's sign-in needs these; programs' tokens do not, so keys still load.
             try:
-                self._endpoints = _sign_in_endpoints(discovery)
+                self._endpoints = endpoints_from(discovery)
                 self._endpoints_failure = None
             except IdpUnavailable as exc:
                 self._endpoints, self._endpoints_failure = None, exc
@@ -248,7 +248,7 @@ class JwksCache:
 MAX_DOCUMENT_BYTES = 512 * 1024
 
 
-def _sign_in_endpoints(discovery: dict[str, Any]) -> SignInEndpoints:
+def endpoints_from(discovery: dict[str, Any]) -> SignInEndpoints:
     """OIDC Discovery §3: both endpoints are required of a provider that signs people in; the
     issuers' URL rule (https, plain http only on loopback) holds for them too."""
     urls = []
