@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 VERIFIER_LENGTH = 64
 #: state and nonce: 256 bits and more, unguessable (RFC 6749 §10.10).
 RANDOM_LENGTH = 43
+#: How long a private_key_jwt client assertion is valid (RFC 7523 §3: exp; single use by jti).
+ASSERTION_SECONDS = 60
 # A token response is an ID token and an access token or two; real ones are a few KB.
 MAX_RESPONSE_BYTES = 256 * 1024
 # RFC 6749 §5.2: error = 1*( %x20-21 / %x23-5B / %x5D-7E ); kept short for the log.
@@ -54,6 +57,7 @@ class SignInClient:
     """The broker as one IdP's OIDC client: its ID, its authentication, its redirect URI."""
 
     idp: str
+    issuer: str
     client_id: str
     redirect_uri: str
     scopes: tuple[str, ...]
@@ -71,6 +75,7 @@ class SignInClient:
         where = f"identity_providers.{name}"
         common: dict[str, Any] = {
             "idp": name,
+            "issuer": idp.issuer,
             "client_id": idp.client_id,
             "redirect_uri": redirect_uri,
             "scopes": tuple(idp.scopes),
@@ -148,7 +153,11 @@ class SignInClient:
     def _auth(self) -> ClientAuth:
         if self.method == "private_key_jwt":
             headers = {"kid": self.assertion_kid} if self.assertion_kid else None
-            method = PrivateKeyJWT(alg=self.assertion_alg, headers=headers)
+            # The audience is the IdP's issuer identifier, not the token endpoint a discovery
+            # document names (OpenID Foundation, 2025: audience injection in private_key_jwt),
+            # and the assertion lives a minute, not the library's default hour.
+            claims = {"aud": self.issuer, "exp": int(time.time()) + ASSERTION_SECONDS}
+            method = PrivateKeyJWT(alg=self.assertion_alg, headers=headers, claims=claims)
             return ClientAuth(self.client_id, self.credential, method)
         return ClientAuth(self.client_id, self.credential, "client_secret_basic")
 

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from cryptography.hazmat.primitives import serialization
@@ -390,3 +391,33 @@ def test_other_log_lines_are_left_alone() -> None:
     record = logging.LogRecord("broker", logging.INFO, __file__, 1, "%s", (text,), None)
     assert Scrub().filter(record)
     assert record.getMessage() == text
+
+
+def test_private_key_jwt_assertion(tmp_path: Path) -> None:
+    """RFC 7523 §3: iss and sub the client ID, aud the IdP's issuer, short-lived, one jti."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(_pem(key))
+    idp = OidcIdp.model_validate(
+        {
+            "type": "oidc",
+            "issuer": ISSUER,
+            "login": True,
+            "client_id": CLIENT,
+            "private_key_jwt": {"key_file": str(key_file), "alg": "ES256", "kid": "k9"},
+        }
+    )
+    client = SignInClient.from_config("corp", idp, "https://broker.example/oidc/callback")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    _, headers, body = client._auth().prepare("POST", ISSUER + "/token", headers, "a=b")
+    fields = parse_qs(body)
+    assert "Authorization" not in headers
+    assert fields["client_assertion_type"] == [
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    ]
+    assertion = fields["client_assertion"][0]
+    assert jwt.get_unverified_header(assertion)["kid"] == "k9"
+    claims = jwt.decode(assertion, key.public_key(), algorithms=["ES256"], audience=ISSUER)
+    assert claims["iss"] == claims["sub"] == CLIENT
+    assert 0 < claims["exp"] - time.time() <= 61
+    assert claims["jti"]
