@@ -72,9 +72,9 @@ class OidcIdp(Strict):
     def _scopes(cls, v: list[str]) -> list[str]:
         for s in v:
             if not _SCOPE.fullmatch(s):
-                raise ValueError(f"scopes: {s!r} is not an OAuth scope token")
+                raise ValueError(f"{s!r} is not an OAuth scope token (RFC 6749 §3.3)")
         if "openid" not in v:
-            raise ValueError("scopes: must include openid (an ID token is what signs people in)")
+            raise ValueError("must include openid (an ID token is what signs people in)")
         return list(dict.fromkeys(v))
 
     @model_validator(mode="after")
