@@ -8,6 +8,7 @@ checks the nonce, and hands the person to the browser's `Landing`, as SAML does.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -25,6 +26,7 @@ from broker.errors import (
     InvalidNonce,
     MalformedRequest,
     NotFound,
+    ReplayDetected,
     SignInRefusedByIdp,
     StateMismatch,
 )
@@ -36,7 +38,7 @@ from broker.http.readers import safe_next
 from broker.http.render import NO_STORE
 from broker.identity import Identity
 from broker.oidc.authcode import SignInClient, error_code, random_token
-from broker.oidc.pending import PendingSignIn, PendingSignIns, find
+from broker.oidc.pending import PENDING_SECONDS, PendingSignIn, PendingSignIns, find
 from broker.runtime import Runtime
 
 FRONT_DOOR = "oidc-browser"
@@ -44,6 +46,8 @@ CALLBACK = "/oidc/callback"
 #: The callback's parameters are short opaque strings (RFC 6749 §4.1.2); far longer is abuse.
 MAX_PARAM = 2048
 _NO_REFERRER = {"Referrer-Policy": "no-referrer"}
+#: A sign-in's state, once it landed (by its hash: the store never holds the state itself).
+USED_STATE_KEY = "oidc-state-used:{}"
 # Refusals a fresh sign-in cures, on top of the shared ones: the page offers one.
 _START_AGAIN = ("StateMismatch", "SignInRefusedByIdp", "AuthorizationCodeRefused", "InvalidNonce")
 
@@ -198,6 +202,14 @@ class OidcSignIn:
             raise InvalidNonce(
                 "The ID token does not answer this browser's sign-in (nonce).",
                 log_detail=f"idp={ours.idp} nonce={'present' if nonce else 'missing'}",
+            )
+        # Each sign-in lands once, even at an IdP that would answer its request twice. Written
+        # only once a signed ID token has passed: anonymous callers cannot make the store grow.
+        used = USED_STATE_KEY.format(hashlib.sha256(ours.state.encode()).hexdigest()[:32])
+        if not await rt.store.add(used, b"1", PENDING_SECONDS):
+            raise ReplayDetected(
+                "This sign-in has already been used; sign in again.",
+                log_detail=f"idp={ours.idp} state already used",
             )
         return identity
 

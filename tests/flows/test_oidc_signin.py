@@ -173,6 +173,18 @@ def _replayed_code(world: LoginWorld, browser: httpx.Client) -> str:
     return callback
 
 
+def _replayed_request(world: LoginWorld, browser: httpx.Client) -> str:
+    """The same authorization request answered twice (a new code each time): the sign-in it
+    started lands once."""
+    authorize = world.start(browser)
+    saved = browser.cookies.get(world.pending.cookie)
+    first = browser.get(world.at_idp(authorize, "ada"))
+    assert first.status_code == 303, first.text
+    browser.cookies.clear()
+    browser.cookies.set(world.pending.cookie, saved or "")
+    return world.at_idp(authorize, "ada")
+
+
 def _wrong_nonce(world: LoginWorld, browser: httpx.Client) -> str:
     """The right state and PKCE verifier, another nonce than the ID token carries."""
     authorize = world.start(browser)
@@ -230,6 +242,7 @@ def _no_roles(world: LoginWorld, browser: httpx.Client) -> str:
 REFUSALS = [
     Refusal("state-from-another-browser", "StateMismatch", _another_browsers_callback),
     Refusal("replayed-code", "AuthorizationCodeRefused", _replayed_code),
+    Refusal("replayed-request", "ReplayDetected", _replayed_request),
     Refusal("wrong-nonce", "InvalidNonce", _wrong_nonce),
     Refusal("expired-pending", "StateMismatch", _expired),
     Refusal("access-denied", "SignInRefusedByIdp", _denied),
