@@ -333,3 +333,33 @@ def test_an_expired_id_token_goes_back_through_the_idp_not_to_sts(
         )
     actions = [(c.action, c.role_arn) for c in world.sts_calls()]
     assert actions[-1] == ("AssumeRoleWithWebIdentity", DEPLOYER)
+
+
+@pytest.mark.parametrize("started_by", ["same-origin", "cross-site"])
+def test_a_sign_in_another_site_started_asks_before_the_console(
+    world: LoginWorld, started_by: str
+) -> None:
+    """Login CSRF's cousin: another site's link may start a sign-in that lands on a console
+    link; after the IdP, the console asks first instead of opening (the same rule as SAML)."""
+    world.standin.reset()
+    cross = {"sec-fetch-site": "cross-site"}
+    with world.client() as browser:
+        r = browser.get(
+            "/oidc/login",
+            params={"idp": IDP, "next": "/console?role=deployer"},
+            headers={"sec-fetch-site": started_by},
+        )
+        landed = browser.get(world.at_idp(r.headers["location"], "ada"), headers=cross)
+        assert landed.headers["location"] == "/console?role=deployer"
+        console = browser.get(landed.headers["location"], headers={**cross, "accept": "text/html"})
+        if started_by == "cross-site":
+            assert console.status_code == 200, console.text
+            assert 'action="/console"' in console.text
+            assert world.sts_calls() == []
+        else:
+            assert console.status_code == 303, console.text
+            assert "Action=login" in console.headers["location"]
+            world.secrets.extend(
+                parse_qs(urlsplit(console.headers["location"]).query).get("SigninToken", [])
+            )
+            assert len(world.sts_calls()) == 1
