@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -28,8 +27,6 @@ from joserfc.jwk import ECKey, KeyParameters, RSAKey
 
 from broker.config import OidcIdp
 from broker.errors import AuthorizationCodeRefused, ConfigError, IdpUnavailable, InvalidToken
-
-log = logging.getLogger(__name__)
 
 #: RFC 7636 §4.1: 43 to 128 unreserved characters; 64 of 62 symbols is ~380 bits.
 VERIFIER_LENGTH = 64

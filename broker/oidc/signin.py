@@ -37,7 +37,7 @@ from broker.http.problems import SIGN_IN_AGAIN, sign_in_again
 from broker.http.readers import safe_next
 from broker.http.render import NO_STORE
 from broker.identity import Identity
-from broker.oidc.authcode import SignInClient, error_code, random_token
+from broker.oidc.authcode import VERIFIER_LENGTH, SignInClient, error_code, random_token
 from broker.oidc.pending import PENDING_SECONDS, PendingSignIn, PendingSignIns, find
 from broker.runtime import Runtime
 
@@ -128,7 +128,7 @@ class OidcSignIn:
         started = PendingSignIn(
             state=random_token(),
             nonce=random_token(),
-            verifier=random_token(64),
+            verifier=random_token(VERIFIER_LENGTH),
             idp=idp,
             next=target,
             started=now,
