@@ -19,6 +19,8 @@ from broker.errors import ConfigError
 from broker.oidc.signin import OidcSignIn
 from broker.saml.routes import SamlFrontDoor
 from broker.setup.trust_policy import trust_policy
+from tests.fakes.app import BASE_URL, NO_STS, in_process
+from tests.fakes.saml_idp import make_keypair
 
 pytestmark = pytest.mark.unit
 
@@ -196,3 +198,52 @@ def test_the_oidc_front_door_imports_no_other_front_door() -> None:
                 if n.startswith(("broker.browser", "broker.saml"))
             ]
     assert not offences
+
+
+@pytest.mark.anyio
+async def test_signin_lists_saml_and_oidc_and_the_picker_sends_people_there(
+    tmp_path: Path,
+) -> None:
+    """Both kinds of sign-in in one broker (the OIDC IdP is down: its button is still there,
+    and starting a sign-in with it is a 503 with Retry-After, never a redirect elsewhere)."""
+    key = make_keypair(tmp_path, "idp")
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret")
+    cfg = parse_config(
+        {
+            "server": {"base_url": BASE_URL},
+            "aws": {"sts_endpoint": NO_STS, "sts_max_attempts": 1},
+            "audit": {"path": str(tmp_path / "audit.jsonl")},
+            "identity_providers": {
+                "portal": {
+                    "type": "saml",
+                    "entity_id": "https://idp.example.com/saml",
+                    "sso_url": "https://idp.example.com/sso",
+                    "certificates": [key.cert_pem],
+                },
+                "corp": {
+                    "type": "oidc",
+                    "issuer": "http://127.0.0.1:9",
+                    "login": True,
+                    "label": "Corp (OIDC)",
+                    "client_id": "broker",
+                    "client_secret_file": str(secret),
+                    "http_timeout_seconds": 1,
+                },
+            },
+            "roles": {"people": {"arn": ROLE}},
+            "rules": [{"name": "people", "idp": "*", "grant": ["people"]}],
+        }
+    )
+    async with in_process(cfg) as broker:
+        picker = await broker.client.get("/", headers={"accept": "text/html"})
+        assert picker.status_code == 303
+        assert picker.headers["location"] == "/signin?next=%2F"
+        chooser = await broker.client.get("/signin", params={"next": "/"})
+        assert "Corp (OIDC)" in chooser.text
+        assert "/oidc/login?idp=corp&amp;next=%2F" in chooser.text
+        assert "/saml/login?idp=portal&amp;next=%2F" in chooser.text
+        down = await broker.client.get("/oidc/login", params={"idp": "corp"})
+        assert down.status_code == 503
+        assert down.json()["code"] == "IdpUnavailable"
+        assert "retry-after" in down.headers
