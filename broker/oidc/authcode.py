@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import httpx
 from authlib.common.security import generate_token
@@ -156,7 +157,12 @@ class SignInClient:
             claims = {"aud": self.issuer, "exp": int(time.time()) + ASSERTION_SECONDS}
             method = PrivateKeyJWT(alg=self.assertion_alg, headers=headers, claims=claims)
             return ClientAuth(self.client_id, self.credential, method)
-        return ClientAuth(self.client_id, self.credential, "client_secret_basic")
+        # RFC 6749 §2.3.1: both are form-urlencoded before they are joined with ":" (a secret
+        # may hold one); the library joins them as given.
+        assert isinstance(self.credential, str)
+        return ClientAuth(
+            quote_plus(self.client_id), quote_plus(self.credential), "client_secret_basic"
+        )
 
     async def _post(
         self, http: httpx.AsyncClient, url: str, headers: dict[str, str], body: str

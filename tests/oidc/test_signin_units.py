@@ -4,6 +4,7 @@ client credentials read at startup, and the discovery document's sign-in endpoin
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -421,3 +422,21 @@ def test_private_key_jwt_assertion(tmp_path: Path) -> None:
     assert claims["iss"] == claims["sub"] == CLIENT
     assert 0 < claims["exp"] - time.time() <= 61
     assert claims["jti"]
+
+
+def test_client_secret_basic_is_form_encoded_first(tmp_path: Path) -> None:
+    """RFC 6749 §2.3.1: a ":" in the secret must not split it from the client ID."""
+    secret = tmp_path / "odd-secret"
+    secret.write_text("a:b+c d~e")
+    idp = OidcIdp.model_validate(
+        {
+            "type": "oidc",
+            "issuer": ISSUER,
+            **login_idp(tmp_path, client_secret_file=str(secret), client_id="id:1"),
+        }
+    )
+    client = SignInClient.from_config("corp", idp, "https://broker.example/oidc/callback")
+    _, headers, _ = client._auth().prepare("POST", ISSUER + "/token", {}, "a=b")
+    scheme, _, value = headers["Authorization"].partition(" ")
+    assert scheme == "Basic"
+    assert base64.b64decode(value).decode() == "id%3A1:a%3Ab%2Bc+d~e"
