@@ -25,6 +25,7 @@ from broker.issuer.mint import AssertionIssuer
 from broker.issuer.routes import IssuerMetadata
 from broker.oidc.jwks import JwksCache
 from broker.oidc.routes import ProgramsFrontDoor
+from broker.oidc.signin import OidcSignIn, login_idps
 from broker.oidc.verify import OidcVerifier
 from broker.runtime import Runtime, server_secrets
 from broker.saml.routes import SamlFrontDoor, saml_idps
@@ -33,16 +34,23 @@ from broker.terminal.routes import TerminalFrontDoor
 
 
 def front_doors(config: Config) -> list[FrontDoor]:
-    """Programs' OIDC API always; SAML and the browser pages when a SAML IdP is configured;
-    the issuer's metadata when the broker signs its own assertions."""
+    """Programs' OIDC API always; the browser pages when people can sign in (a SAML IdP, or an
+    OIDC IdP with `login: true`), with each sign-in front door that is configured; the
+    issuer's metadata when the broker signs its own assertions."""
     doors: list[FrontDoor] = [ProgramsFrontDoor()]
     if config.issuer is not None:
         doors.append(IssuerMetadata())
-    if saml_idps(config):
+    if saml_idps(config) or login_idps(config):
         browser = BrowserFrontDoor()
-        saml = SamlFrontDoor(landing=browser)
-        browser.offer(saml.sign_in_methods)
-        doors += [saml, browser]
+        if saml_idps(config):
+            saml = SamlFrontDoor(landing=browser)
+            browser.offer(saml.sign_in_methods)
+            doors.append(saml)
+        if login_idps(config):
+            oidc = OidcSignIn(landing=browser, config=config)
+            browser.offer(oidc.sign_in_methods)
+            doors.append(oidc)
+        doors.append(browser)
         # `broker login`: the command line signs in through the browser's sign-in.
         doors.append(TerminalFrontDoor(browser))
     return doors

@@ -17,6 +17,7 @@
     │   │                     └─ UnsolicitedResponse, UnknownInResponseTo ── SignInNotStartedHere
     │   ├── ReplayDetected, SessionExpired ── ReauthenticationRequired
     │   ├── SessionEnded (a command line's broker session: unknown, revoked or expired)
+    │   ├── StateMismatch, InvalidNonce, SignInRefusedByIdp, AuthorizationCodeRefused
     │   └── StsInvalidIdentityToken, StsTokenExpired
     ├── AuthorizationFailed (403)
     │   ├── NoRoleGranted, RoleNotGranted, CsrfFailed, RedirectNotAllowed
@@ -244,6 +245,24 @@ class UnknownInResponseTo(InvalidAssertion):
 
 class SignInNotStartedHere(UnknownInResponseTo):
     """Login CSRF: the response answers an AuthnRequest the posting browser did not start."""
+
+
+class StateMismatch(AuthenticationFailed):
+    """RFC 6749 §10.12, login CSRF: the OIDC callback's `state` names no sign-in this browser
+    started, or one started too long ago."""
+
+
+class InvalidNonce(AuthenticationFailed):
+    """OIDC Core §3.1.3.7: the ID token's nonce is not the one this browser's sign-in sent."""
+
+
+class SignInRefusedByIdp(AuthenticationFailed):
+    """RFC 6749 §4.1.2.1: the IdP answered the sign-in with an error (access_denied…)."""
+
+
+class AuthorizationCodeRefused(AuthenticationFailed):
+    """RFC 6749 §5.2: the token endpoint refused the authorization code (used already,
+    expired, issued to another client, or the PKCE verifier does not match)."""
 
 
 class SessionExpired(AuthenticationFailed):

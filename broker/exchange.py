@@ -70,7 +70,7 @@ class Exchange:
         if deadline is not None and datetime.fromtimestamp(self._clock(), UTC) >= deadline:
             raise ReauthenticationRequired(
                 "Your sign-in is older than AWS accepts for this role; sign in again.",
-                log_detail=f"SAML assertion past its redemption window (idp={identity.idp})",
+                log_detail=f"the IdP's proof is past its redemption window (idp={identity.idp})",
             )
 
     async def issue(
@@ -114,7 +114,8 @@ class Exchange:
 
 def redemption_deadline(identity: Identity, config: Config) -> datetime | None:
     """When the identity's own proof stops being redeemable at STS (pass-through SAML: the
-    redemption window after its IssueInstant, less a margin for the trip to STS)."""
+    redemption window after its IssueInstant; a person's ID token: its expiry), less a margin
+    for the trip to STS."""
     window = config.aws.saml_redemption_seconds
     until = identity.proof.redeemable_until(window)
     return None if until is None else until - timedelta(seconds=window * _MARGIN)

@@ -85,9 +85,13 @@ class WebIdentityToken:
     token: str = field(repr=False)
     # RoleSessionName, decided by the verifier from the IdP's template (STS-safe).
     session_name: str
+    # A person's ID token, kept by a browser session that may outlive it (issuer mode): STS
+    # refuses it after its `exp`, so the person signs in again then. None for a program's
+    # token, redeemed right after it is verified.
+    expires_at: datetime | None = None
 
     def redeemable_until(self, window_seconds: float) -> datetime | None:
-        return None  # the token's own expiry is the identity's, checked at verification
+        return self.expires_at
 
     def sts_call(self, grant: RoleGrant) -> StsCall:
         params = {

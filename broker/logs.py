@@ -15,6 +15,11 @@ _SECRETS = (
         r"(?i)((?:SigninToken|Session|SAMLResponse|SAMLAssertion|WebIdentityToken|"
         r"SessionToken|SecretAccessKey|sessionKey|sessionToken)[\"']?\s*[=:]\s*[\"']?)[^&\s\"',]+"
     ),
+    # OAuth parameters in a query string: an access log's line for /oidc/callback?code=…&state=…
+    re.compile(
+        r"([?&](?:code|state|nonce|code_verifier|id_token|access_token|refresh_token|"
+        r"client_secret|client_assertion)=)[^&\s\"']+"
+    ),
 )
 
 

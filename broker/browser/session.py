@@ -223,7 +223,10 @@ def _encode_proof(proof: Proof) -> dict[str, str]:
         issued = "" if proof.issued_at is None else proof.issued_at.isoformat()
         return {"kind": "saml", "response": proof.response, "issued_at": issued}
     if isinstance(proof, WebIdentityToken):
-        return {"kind": "web-identity", "token": proof.token, "session_name": proof.session_name}
+        doc = {"kind": "web-identity", "token": proof.token, "session_name": proof.session_name}
+        if proof.expires_at is not None:
+            doc["expires_at"] = proof.expires_at.isoformat()
+        return doc
     return {"kind": "none"}
 
 
@@ -233,5 +236,8 @@ def _decode_proof(doc: dict[str, str]) -> Proof:
         issued = doc.get("issued_at")
         return SamlAssertion(doc["response"], datetime.fromisoformat(issued) if issued else None)
     if kind == "web-identity":
-        return WebIdentityToken(doc["token"], doc["session_name"])
+        expires = doc.get("expires_at")
+        return WebIdentityToken(
+            doc["token"], doc["session_name"], datetime.fromisoformat(expires) if expires else None
+        )
     return NoProof()

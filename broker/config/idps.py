@@ -16,14 +16,28 @@ from broker.config.base import Strict, check_url
 Algorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
 
 
+ClientAlgorithm = Literal["RS256", "PS256", "ES256"]
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
 def _default_algorithms() -> list[Algorithm]:
     return ["RS256", "ES256"]
+
+
+class PrivateKeyJwt(Strict):
+    """RFC 7523 §2.2 client authentication: the broker signs a short JWT with this key."""
+
+    key_file: Path  # a PEM private key (RSA for RS256/PS256, P-256 for ES256)
+    kid: str | None = None  # the key's ID as registered at the IdP
+    alg: ClientAlgorithm = "RS256"
 
 
 class OidcIdp(Strict):
     type: Literal["oidc"]
     issuer: str
-    audiences: list[str] = Field(min_length=1)
+    # The `aud` values programs' tokens carry. A login-only IdP (people, no programs) has none.
+    audiences: list[str] = Field(default_factory=list)
     algorithms: list[Algorithm] = Field(default_factory=_default_algorithms, min_length=1)
     clock_skew_seconds: int = Field(60, ge=0, le=600)
     max_token_bytes: int = Field(16 * 1024, ge=512, le=256 * 1024)
@@ -38,6 +52,58 @@ class OidcIdp(Strict):
     # a token without typ; a logout (logout+jwt) or access token (at+jwt) is no credential
     # unless listed.
     token_types: list[str] = Field(default_factory=lambda: ["JWT"], min_length=1)
+    # Browser sign-in for people (authorization code + PKCE): the broker is this OIDC client.
+    login: bool = False
+    label: str | None = Field(None, min_length=1, max_length=80)
+    client_id: str | None = Field(None, min_length=1, max_length=512)
+    # Exactly one client authentication: a file holding the secret (client_secret_basic), or
+    # a private key (private_key_jwt).
+    client_secret_file: Path | None = None
+    private_key_jwt: PrivateKeyJwt | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _split_scopes(cls, v: object) -> object:
+        return v.split() if isinstance(v, str) else v
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if not _SCOPE.fullmatch(s):
+                raise ValueError(f"{s!r} is not an OAuth scope token (RFC 6749 §3.3)")
+        if "openid" not in v:
+            raise ValueError("must include openid (an ID token is what signs people in)")
+        return list(dict.fromkeys(v))
+
+    @model_validator(mode="after")
+    def _login(self) -> OidcIdp:
+        auths = [self.client_secret_file is not None, self.private_key_jwt is not None]
+        if self.login:
+            if self.client_id is None:
+                raise ValueError("login: true needs client_id (the broker's client at the IdP)")
+            if sum(auths) != 1:
+                raise ValueError(
+                    "login: true needs exactly one client authentication: "
+                    "client_secret_file or private_key_jwt"
+                )
+        else:
+            if not self.audiences:
+                raise ValueError(
+                    "audiences: set at least one (the aud of programs' tokens), "
+                    "or login: true for a sign-in-only IdP"
+                )
+            extra = [k for k in ("client_secret_file", "private_key_jwt") if getattr(self, k)]
+            if extra:
+                raise ValueError(f"{extra[0]}: only used with login: true")
+        return self
+
+    def sts_audiences(self) -> list[str]:
+        """The `aud` values STS sees from this IdP: programs' audiences, and with browser
+        sign-in the broker's client ID (an ID token's audience, OIDC Core §2)."""
+        extra = [self.client_id] if self.login and self.client_id else []
+        return list(dict.fromkeys([*self.audiences, *extra]))
 
     @field_validator("issuer")
     @classmethod

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
@@ -48,6 +49,16 @@ class SigningKey:
         return False
 
 
+@dataclass(frozen=True, slots=True)
+class SignInEndpoints:
+    """Where a browser sign-in goes (OIDC Discovery §3), from the issuer's own document."""
+
+    authorization_endpoint: str
+    token_endpoint: str
+    # RFC 9207 §3: the IdP names itself (`iss`) in every authorization response.
+    iss_parameter: bool = False
+
+
 class JwksCache:
     """Keys of one issuer. Fetched through the issuer's own discovery document only: a
     token's `jku`, `x5u` or embedded `jwk` never leads anywhere."""
@@ -66,6 +77,8 @@ class JwksCache:
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._failure: IdpUnavailable | None = None  # why the last attempt failed
+        self._endpoints: SignInEndpoints | None = None
+        self._endpoints_failure: IdpUnavailable | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0  # JWKS documents fetched, for /metrics and tests
 
@@ -92,6 +105,20 @@ class JwksCache:
             "The token is signed with a key the issuer does not publish.",
             log_detail=f"kid={kid!r} alg={alg} issuer={self._idp.issuer}",
         )
+
+    async def sign_in_endpoints(self) -> SignInEndpoints:
+        """The authorization and token endpoints, from the discovery document fetched with the
+        keys (fetched now if never yet, within the same refresh floor)."""
+        if self._endpoints is None:
+            await self._refresh()
+        if self._endpoints is None:
+            failure = self._failure or self._endpoints_failure
+            raise IdpUnavailable(
+                "The identity provider's sign-in endpoints are not available.",
+                log_detail=failure.log_detail if failure else f"issuer={self._idp.issuer}",
+                headers={"Retry-After": str(max(1, int(self._idp.jwks_min_refresh_seconds)))},
+            )
+        return self._endpoints
 
     def _find(self, kid: str | None, alg: str) -> SigningKey | None:
         candidates = [k for k in self._keys if k.fits(alg)]
@@ -139,6 +166,14 @@ class JwksCache:
                 "The identity provider's discovery document names another issuer.",
                 log_detail=f"configured {issuer!r}, discovery says {discovery.get('issuer')!r}",
             )
+        if self._idp.login:
+            # People's sign-in needs these; programs' tokens do not, so keys still load.
+            try:
+                self._endpoints = endpoints_from(discovery)
+                self._endpoints_failure = None
+            except IdpUnavailable as exc:
+                self._endpoints, self._endpoints_failure = None, exc
+                log.warning("no sign-in endpoints for %s (%s)", issuer, exc.log_detail)
         jwks_uri = discovery.get("jwks_uri")
         try:
             check_url(str(jwks_uri), "jwks_uri")
@@ -211,6 +246,25 @@ class JwksCache:
 
 # Discovery documents and key sets are a few KB; real ones stay far below this.
 MAX_DOCUMENT_BYTES = 512 * 1024
+
+
+def endpoints_from(discovery: dict[str, Any]) -> SignInEndpoints:
+    """OIDC Discovery §3: both endpoints are required of a provider that signs people in; the
+    issuers' URL rule (https, plain http only on loopback) holds for them too."""
+    urls = []
+    for name in ("authorization_endpoint", "token_endpoint"):
+        value = str(discovery.get(name))
+        # RFC 6749 §3.1 and §3.2: either endpoint may carry a query, which is kept.
+        parts = urlsplit(value)
+        try:
+            check_url(urlunsplit(parts._replace(query="")), name)
+            urls.append(value)
+        except ValueError as exc:
+            raise IdpUnavailable(
+                f"The identity provider's {name} is not usable.", log_detail=str(exc)
+            ) from None
+    supported = discovery.get("authorization_response_iss_parameter_supported") is True
+    return SignInEndpoints(urls[0], urls[1], iss_parameter=supported)
 
 
 def _parse_jwk(jwk: Any) -> SigningKey | None:

@@ -12,6 +12,7 @@ from broker.config import OidcIdp
 from broker.errors import (
     AlgorithmNotAllowed,
     InvalidAudience,
+    InvalidIssuer,
     InvalidSignature,
     InvalidToken,
     TokenExpired,
@@ -22,7 +23,7 @@ from broker.errors import (
 )
 from broker.identity import Identity, WebIdentityToken
 from broker.oidc import compact
-from broker.oidc.jwks import JwksCache
+from broker.oidc.jwks import JwksCache, SignInEndpoints
 from broker.oidc.naming import oidc_session_name
 
 # Only asymmetric algorithms: `none` and HMAC can never be configured (config.Algorithm),
@@ -46,9 +47,17 @@ class OidcVerifier:
         self._keys = keys
         self._max_bytes = max((i.max_token_bytes for i in idps.values()), default=16 * 1024)
 
-    async def verify(self, token: str, *, now: float) -> Identity:
+    async def sign_in_endpoints(self, idp: str) -> SignInEndpoints:
+        """Where a browser sign-in at `idp` goes, from its discovery document."""
+        return await self._keys[idp].sign_in_endpoints()
+
+    async def verify(self, token: str, *, now: float, sign_in: str | None = None) -> Identity:
         """Check size, structure, issuer, algorithm, key, signature, then claims — in that
-        order, so nothing is fetched for a token we could refuse offline."""
+        order, so nothing is fetched for a token we could refuse offline.
+
+        `sign_in`: the token is an ID token that the named IdP issued to the broker's own
+        client for a person's browser sign-in: its audience must be that client ID (not the
+        programs' `audiences`), and a program's token is no ID token of ours."""
         if len(token) > self._max_bytes:
             raise TokenTooLarge(f"The token is larger than {self._max_bytes} bytes.")
         jws = compact.parse(token)
@@ -60,7 +69,12 @@ class OidcVerifier:
                 "The token's issuer is not a configured identity provider.",
                 log_detail=f"iss={str(issuer)[:200]!r}",
             )
-        name, idp = _pick_by_audience(candidates, claims)
+        if sign_in is None:
+            name, idp = _pick_by_audience(candidates, claims)
+            token_types: Iterable[str] = idp.token_types
+        else:
+            name, idp = _sign_in_client(candidates, claims, sign_in)
+            token_types = ("JWT",)  # OIDC Core §2: an ID token is a JWT
         if len(token) > idp.max_token_bytes:
             raise TokenTooLarge(f"The token is larger than {idp.max_token_bytes} bytes.")
 
@@ -70,7 +84,7 @@ class OidcVerifier:
                 f"The token's algorithm is not allowed for this issuer (allowed: {', '.join(idp.algorithms)}).",
                 log_detail=f"alg={str(alg)[:32]!r} idp={name}",
             )
-        _check_type(header, idp.token_types, name)
+        _check_type(header, token_types, name)
         crit = header.get("crit")
         if crit is not None and not _understood(crit):
             raise UnsupportedCriticalHeader(
@@ -100,7 +114,11 @@ class OidcVerifier:
             subject=subject,
             attributes=claims,
             expires_at=expires_at,
-            proof=WebIdentityToken(token, oidc_session_name(subject, claims, idp.session_name)),
+            proof=WebIdentityToken(
+                token,
+                oidc_session_name(subject, claims, idp.session_name),
+                expires_at if sign_in is not None else None,
+            ),
         )
 
 
@@ -118,6 +136,33 @@ def _pick_by_audience(
         "The token's audience is not one this broker accepts.",
         log_detail=f"aud={str(aud)[:200]!r}",
     )
+
+
+def _sign_in_client(
+    candidates: list[tuple[str, OidcIdp]], claims: Mapping[str, Any], sign_in: str
+) -> tuple[str, OidcIdp]:
+    """OIDC Core §3.1.3.7: the issuer is the IdP the sign-in went to (2), `aud` contains our
+    client ID (3), several audiences need `azp` (4), and an `azp` is our client ID (5)."""
+    found = next(((n, i) for n, i in candidates if n == sign_in), None)
+    if found is None or not found[1].login or found[1].client_id is None:
+        raise InvalidIssuer(
+            "The ID token is not from the identity provider this sign-in went to.",
+            log_detail=f"idp={sign_in}",
+        )
+    name, idp = found
+    aud = claims.get("aud")
+    auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if idp.client_id not in auds:
+        raise InvalidAudience(
+            "The ID token was not issued to this broker.", log_detail=f"aud={str(aud)[:200]!r}"
+        )
+    azp = claims.get("azp")
+    if (azp is None and len(auds) > 1) or (azp is not None and azp != idp.client_id):
+        raise InvalidAudience(
+            "The ID token was issued to another party (azp).",
+            log_detail=f"azp={str(azp)[:200]!r} aud={str(aud)[:200]!r}",
+        )
+    return name, idp
 
 
 def _check_times(claims: Mapping[str, Any], idp: OidcIdp, now: float) -> datetime:

@@ -16,6 +16,7 @@ from broker.config import Config, GrantTemplate, OidcIdp, SamlIdp, parse_config
 from broker.errors import ConfigError
 from broker.matchers import ClaimTest, Combine, Matcher, Not
 from broker.setup import SetupError
+from broker.setup.check_login import check_login
 from broker.setup.check_saml import check_saml, expiry
 from broker.setup.fetch import get_json
 from broker.setup.issuer import bypass_findings
@@ -98,8 +99,12 @@ def check(
                 check_saml(
                     idp, where, report, offline=offline, now=now, timeout=timeout, ca_file=ca_file
                 )
-            elif not offline:
-                _oidc(idp, where, report, now=now, timeout=timeout, ca_file=ca_file)
+                continue
+            doc = None
+            if not offline:
+                doc = _oidc(idp, where, report, now=now, timeout=timeout, ca_file=ca_file)
+            if idp.login:
+                check_login(name, idp, config.server.base_url, report, doc)
         except SetupError as exc:
             report.error(where, exc.detail)
     return report
@@ -180,10 +185,11 @@ def _never(m: Matcher, idp: OidcIdp | SamlIdp, where: str, report: CheckReport) 
         values = {str(v) for v in (m.value if isinstance(m.value, list) else [m.value])}
         if m.claim == "iss" and idp.issuer not in values:
             return True
-        if m.claim == "aud" and not values & set(idp.audiences):
+        if m.claim == "aud" and not values & set(idp.sts_audiences()):
             report.warning(
                 where,
-                f"tests aud for {sorted(values)}, none of the IdP's audiences {idp.audiences}",
+                f"tests aud for {sorted(values)}, none of the IdP's audiences "
+                f"{idp.sts_audiences()}",
             )
     return False
 
@@ -216,7 +222,8 @@ def _oidc(
     now: datetime,
     timeout: float,
     ca_file: str | None,
-) -> None:
+) -> dict[str, Any]:
+    """The discovery document, once its keys and certificates are checked."""
     issuer = idp.issuer.rstrip("/")
     doc = get_json(f"{issuer}/.well-known/openid-configuration", timeout=timeout, ca_file=ca_file)
     if doc.get("issuer") != idp.issuer:
@@ -233,11 +240,11 @@ def _oidc(
     jwks_uri = doc.get("jwks_uri")
     if not isinstance(jwks_uri, str):
         report.error(where, "the discovery document has no jwks_uri")
-        return
+        return doc
     keys = get_json(jwks_uri, timeout=timeout, ca_file=ca_file).get("keys")
     if not isinstance(keys, list) or not keys:
         report.error(where, f"{jwks_uri} has no keys")
-        return
+        return doc
     kty = {k.get("kty") for k in keys if isinstance(k, dict) and k.get("use", "sig") == "sig"}
     usable = [a for a in idp.algorithms if KEY_TYPES[a[:2]] in kty]
     if not usable:
@@ -270,3 +277,4 @@ def _oidc(
         where,
         f"discovery and {len(keys)} key(s) fetched; algorithms usable: {', '.join(usable) or 'none'}",
     )
+    return doc

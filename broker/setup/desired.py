@@ -171,7 +171,7 @@ def _provider(
     cfg = config.identity_providers[idp]
     if isinstance(cfg, OidcIdp):
         return OidcProviderSpec(
-            idp, cfg.issuer.rstrip("/"), tuple(dict.fromkeys(cfg.audiences)), thumbprints.get(idp)
+            idp, cfg.issuer.rstrip("/"), tuple(cfg.sts_audiences()), thumbprints.get(idp)
         )
     if cfg.metadata_file is not None or cfg.metadata_url is not None:
         source = str(cfg.metadata_file or cfg.metadata_url)

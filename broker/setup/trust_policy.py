@@ -209,7 +209,9 @@ def _oidc_statements(
         if any(not pins_subject(c, issuer) for c in rewritten):
             unpinned.append(_unpinned(rule, name, unseen, tr.warnings))
         clauses += rewritten
-    base = ("StringEquals", "aud", frozenset(idp.audiences))
+    # Programs' audiences, and with browser sign-in the broker's client ID: the ID tokens
+    # it passes through carry that as their aud.
+    base = ("StringEquals", "aud", frozenset(idp.sts_audiences()))
     statements = []
     for clause in _merge(list(dict.fromkeys(clauses))):
         condition = _condition(clause | {base}, key)

@@ -50,6 +50,8 @@ _PERSISTED_CLIENT_FIELDS = (
     "redirect_uris",
     "token_endpoint_auth_method",
     "extra_claims",
+    "id_token_signed_response_alg",
+    "jwks",
 )
 
 
@@ -129,8 +131,9 @@ def resource_indicator(audience: str, alg: str | None = None) -> str:
 class OidcProviderPeer:
     """One oidc-provider process on 127.0.0.1, with keys and registered clients owned here."""
 
-    def __init__(self, *, ttl: int = 600) -> None:
+    def __init__(self, *, ttl: int = 600, id_token_ttl: int = 3600) -> None:
         self.ttl = ttl
+        self.id_token_ttl = id_token_ttl
         self._port: int | None = None
         self._workdir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -138,6 +141,7 @@ class OidcProviderPeer:
         self._current: dict[str, _SigningKey] = {}
         self._previous: dict[str, _SigningKey] = {}
         self._clients: list[dict[str, Any]] = []
+        self._accounts: dict[str, dict[str, Any]] = {}
         self._registration_token = secrets.token_urlsafe(32)
         self.discovery: dict[str, Any] = {}
         #: Seconds the last start took, from spawning node until discovery answered.
@@ -209,6 +213,10 @@ class OidcProviderPeer:
         }
         if claims is not None:
             metadata["extra_claims"] = dict(claims)
+        registered = self._register(metadata)
+        return registered["client_id"], registered["client_secret"]
+
+    def _register(self, metadata: dict[str, Any]) -> dict[str, Any]:
         response = httpx.post(
             str(self.discovery["registration_endpoint"]),
             json=metadata,
@@ -217,11 +225,62 @@ class OidcProviderPeer:
         )
         if response.status_code != httpx.codes.CREATED:
             raise OidcPeerError(f"registration refused: {response.status_code} {response.text}")
-        registered = response.json()
+        registered: dict[str, Any] = response.json()
         self._clients.append(
             {k: registered[k] for k in _PERSISTED_CLIENT_FIELDS if k in registered}
         )
-        return registered["client_id"], registered["client_secret"]
+        return registered
+
+    def add_person(self, username: str, claims: Mapping[str, Any]) -> None:
+        """Someone who can sign in at the login page as `username` (their `sub`); the ID
+        token carries `claims` by scope: email, email_verified (email), name, groups (profile)."""
+        self._accounts[username] = dict(claims)
+        assert self._workdir is not None
+        _write_private(self._workdir / "accounts.json", self._accounts)
+
+    def register_login_client(
+        self,
+        redirect_uri: str,
+        *,
+        alg: str = "RS256",
+        public_jwk: Mapping[str, Any] | None = None,
+    ) -> tuple[str, str | None]:
+        """A client of the authorization code flow (PKCE required) whose ID tokens are signed
+        with `alg`; it authenticates with client_secret_basic, or with private_key_jwt under
+        `public_jwk`. Returns the client ID and its secret (None with private_key_jwt)."""
+        metadata: dict[str, Any] = {
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "redirect_uris": [redirect_uri],
+            "id_token_signed_response_alg": alg,
+            "token_endpoint_auth_method": "client_secret_basic",
+        }
+        if public_jwk is not None:
+            metadata["token_endpoint_auth_method"] = "private_key_jwt"
+            metadata["jwks"] = {"keys": [dict(public_jwk)]}
+        registered = self._register(metadata)
+        return registered["client_id"], registered.get("client_secret")
+
+    def sign_in(self, authorization_url: str, username: str, *, deny: bool = False) -> str:
+        """Play a browser at the login page: follow the authorization request, sign in as
+        `username` (or Deny), and return the URL the IdP sends the browser back to."""
+        with httpx.Client(timeout=_HTTP_TIMEOUT) as browser:
+            r = browser.get(authorization_url)
+            while r.status_code in (302, 303) and r.headers["location"].startswith(
+                ("/", self.issuer + "/")
+            ):
+                r = browser.get(httpx.URL(str(r.url)).join(r.headers["location"]))
+            if r.status_code != 200 or "/interaction/" not in str(r.url):
+                raise OidcPeerError(f"no login page: {r.status_code} {r.text[:300]}")
+            action = "abort" if deny else "login"
+            r = browser.post(f"{r.url}/{action}", data={"username": username})
+            while r.status_code in (302, 303) and r.headers["location"].startswith(
+                ("/", self.issuer + "/")
+            ):
+                r = browser.get(httpx.URL(str(r.url)).join(r.headers["location"]))
+            if r.status_code not in (302, 303):
+                raise OidcPeerError(f"sign-in refused: {r.status_code} {r.text[:300]}")
+            return str(r.headers["location"])
 
     def mint(
         self,
@@ -289,6 +348,7 @@ class OidcProviderPeer:
         keys += [k.private_jwk for k in self._previous.values()]
         _write_private(self._workdir / "jwks.json", {"keys": keys})
         _write_private(self._workdir / "clients.json", self._clients)
+        _write_private(self._workdir / "accounts.json", self._accounts)
 
     def _spawn(self) -> None:
         assert self._workdir is not None
@@ -311,6 +371,10 @@ class OidcProviderPeer:
                 str(self.ttl),
                 "--clients",
                 str(self._workdir / "clients.json"),
+                "--accounts",
+                str(self._workdir / "accounts.json"),
+                "--id-token-ttl",
+                str(self.id_token_ttl),
             ],
             cwd=NODE_DIR,
             env=env,

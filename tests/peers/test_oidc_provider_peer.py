@@ -1,7 +1,10 @@
-"""The oidc-provider harness itself: discovery, JWKS, JWT access tokens, claims, key rotation."""
+"""The oidc-provider harness itself: discovery, JWKS, JWT access tokens, claims, key rotation,
+and the authorization code flow people sign in with (PKCE required, single-use codes)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import attrgetter
@@ -13,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.peers.oidc_provider import OidcProviderPeer, missing_prerequisites
+from tests.peers.oidc_provider import OidcPeerError, OidcProviderPeer, missing_prerequisites
 
 pytestmark = pytest.mark.peers
 
@@ -157,3 +160,90 @@ def test_rotation_signs_with_new_keys_and_keeps_publishing_old_ones(
         assert new_claims["groups"] == ["g"]
         old_claims, _ = verify(old_tokens[alg], own_peer, audience="sts.amazonaws.com")
         assert old_claims["groups"] == ["g"]
+
+
+# -- the authorization code flow, as people's sign-in uses it ---------------------------------
+
+REDIRECT = "http://127.0.0.1:9/oidc/callback"  # nothing listens: the peer only redirects there
+
+
+def _authorize(peer: OidcProviderPeer, client_id: str, **extra: str) -> str:
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "scope": "openid email profile",
+        "state": "st",
+        "nonce": "no",
+        **extra,
+    }
+    return str(httpx.URL(peer.discovery["authorization_endpoint"], params=params))
+
+
+def _pkce(verifier: str) -> dict[str, str]:
+    digest = hashlib.sha256(verifier.encode()).digest()
+    challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return {"code_challenge": challenge, "code_challenge_method": "S256"}
+
+
+def _redeem(peer: OidcProviderPeer, client: tuple[str, str], code: str, verifier: str) -> Any:
+    return httpx.post(
+        peer.discovery["token_endpoint"],
+        auth=client,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+    )
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_code_flow_issues_an_id_token_with_the_person_claims(
+    oidc_provider: OidcProviderPeer, alg: str
+) -> None:
+    oidc_provider.add_person("lin", {"email": "lin@example.com", "groups": ["ops"]})
+    client_id, secret = oidc_provider.register_login_client(REDIRECT, alg=alg)
+    assert secret is not None
+    verifier = "v" * 50
+    callback = oidc_provider.sign_in(_authorize(oidc_provider, client_id, **_pkce(verifier)), "lin")
+    query = dict(httpx.URL(callback).params)
+    assert callback.startswith(REDIRECT)
+    assert query["state"] == "st"
+    assert query["iss"] == oidc_provider.issuer  # RFC 9207
+    r = _redeem(oidc_provider, (client_id, secret), query["code"], verifier)
+    assert r.status_code == 200, r.text
+    claims, header = verify(r.json()["id_token"], oidc_provider, client_id)
+    assert header["alg"] == alg
+    assert claims["sub"] == "lin"
+    assert claims["nonce"] == "no"
+    assert claims["email"] == "lin@example.com"
+    assert claims["groups"] == ["ops"]
+    again = _redeem(oidc_provider, (client_id, secret), query["code"], verifier)
+    assert again.status_code == 400
+    assert again.json()["error"] == "invalid_grant"  # RFC 6749 §4.1.2: a code is single use
+
+
+def test_code_flow_refuses_what_a_real_idp_refuses(oidc_provider: OidcProviderPeer) -> None:
+    """PKCE is required (RFC 9700 §2.1.1), the verifier must match (RFC 7636 §4.6), unknown
+    people do not sign in, and Deny answers the client with access_denied."""
+    oidc_provider.add_person("lin", {"email": "lin@example.com"})
+    client_id, secret = oidc_provider.register_login_client(REDIRECT)
+    assert secret is not None
+    no_pkce = httpx.get(_authorize(oidc_provider, client_id))
+    assert no_pkce.status_code in (302, 303)
+    assert "error=invalid_request" in no_pkce.headers["location"]
+
+    good = _pkce("a" * 50)
+    callback = oidc_provider.sign_in(_authorize(oidc_provider, client_id, **good), "lin")
+    wrong = _redeem(
+        oidc_provider, (client_id, secret), dict(httpx.URL(callback).params)["code"], "b" * 50
+    )
+    assert wrong.status_code == 400
+    assert wrong.json()["error"] == "invalid_grant"
+
+    denied = oidc_provider.sign_in(_authorize(oidc_provider, client_id, **good), "lin", deny=True)
+    assert dict(httpx.URL(denied).params)["error"] == "access_denied"
+    with pytest.raises(OidcPeerError):
+        oidc_provider.sign_in(_authorize(oidc_provider, client_id, **good), "nobody-registered")
