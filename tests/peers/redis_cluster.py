@@ -58,7 +58,24 @@ def _info(port: int, section: str) -> dict[str, Any]:
         return dict(r.info(section))
 
 
+#: Starts on fresh ports after a node dies while the cluster forms.
+START_ATTEMPTS = 3
+
+
 def start_cluster(workdir: Path, *, replicas: bool) -> RedisClusterSet:
+    """A node's ports are chosen free, then bound by redis-server a moment later: another
+    process can take one (the bus port, port + 10000, lies in the ephemeral range) in between,
+    and the node exits. That costs a start on fresh ports, not the test."""
+    for attempt in range(START_ATTEMPTS):
+        try:
+            return _start_once(workdir / f"start-{attempt}", replicas=replicas)
+        except pytest.fail.Exception as exc:
+            if "exited" not in str(exc) or attempt == START_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_once(workdir: Path, *, replicas: bool) -> RedisClusterSet:
     masters = [free_port(bus=True) for _ in SLOTS]
     c = RedisClusterSet(masters, [free_port(bus=True) for _ in SLOTS] if replicas else [])
     try:
