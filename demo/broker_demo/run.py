@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
@@ -215,10 +216,19 @@ def curl_line(broker_url: str, issuer_url: str) -> str:
     return f'curl -s -X POST -H "Authorization: Bearer {token}" {broker_url}/v1/credentials'
 
 
+def broker_command() -> str:
+    """`broker` as this shell can run it: by name when PATH finds this one, else its path."""
+    beside = Path(sys.executable).parent / "broker"
+    if not beside.exists() or shutil.which("broker") == str(beside):
+        return "broker"
+    return str(beside)
+
+
 def _banner(
     config: Config, idp: DemoIdp, issuer: DemoIssuer, standin_url: str, config_file: Path
 ) -> str:
     broker_url = config.server.base_url
+    cli = broker_command()
     return "\n".join(
         [
             "",
@@ -230,6 +240,15 @@ def _banner(
             "",
             "  2. Workload credentials for a CI job, with a freshly minted demo token:",
             f"     {curl_line(broker_url, issuer.issuer)}",
+            "",
+            "  3. The command line, signed in through the same browser sign-in (nothing scraped):",
+            f"     export AWS_CONFIG_FILE={config_file.parent / 'aws-config'}"
+            "   # not your own ~/.aws/config",
+            f"     {cli} login --url {broker_url}",
+            f"     {cli} configure --url {broker_url} --region us-east-1",
+            f"     aws sts get-caller-identity --profile <role> --endpoint-url {standin_url}",
+            "     (the demo's roles take the IdP's own assertion, which AWS redeems for 5 minutes",
+            "     after sign-in; then `broker login` again. Roles `via: issuer` last the session.)",
             "",
             f"  broker         {broker_url}",
             f"  demo IdP       {idp.base_url}  (SAML; not a real IdP)",

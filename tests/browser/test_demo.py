@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +21,12 @@ from tests.fakes.servers import free_port, running, wait_for_output
 pytestmark = pytest.mark.browser
 OPEN = re.compile(r"^\s*Open (http://127\.0\.0\.1:\d+/)\s*$", re.MULTILINE)
 CURL = re.compile(r"^\s*(curl .+)$", re.MULTILINE)
+# Step 3 of the banner: the command line's lines, as printed.
+EXPORT = re.compile(r"^\s*export AWS_CONFIG_FILE=(\S+)", re.MULTILINE)
+LOGIN = re.compile(r"^\s*(\S+ login --url \S+)$", re.MULTILINE)
+CONFIGURE = re.compile(r"^\s*(\S+ configure --url .+)$", re.MULTILINE)
+AWS = re.compile(r"^\s*aws (sts get-caller-identity .+)$", re.MULTILINE)
+AUTHORIZE = re.compile(r"^\s+(http://\S+/cli/authorize\?\S+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -94,3 +102,52 @@ def test_printed_curl_line_returns_credentials(demo: Demo) -> None:
     assert body["AssumedRoleUser"]["Arn"].startswith(
         "arn:aws:sts::111111111111:assumed-role/CiDeploy/"
     )
+
+
+def test_printed_command_line_steps_sign_the_terminal_in(
+    page: Page, demo: Demo, tmp_path: Path
+) -> None:
+    """Step 3 as printed (plus --no-browser, since the test's browser is Playwright's): the
+    terminal signs in through alice's browser sign-in, configure writes her profiles, and the
+    AWS CLI uses one."""
+    text = demo.output.read_text()
+    found = [r.search(text) for r in (EXPORT, LOGIN, CONFIGURE, AWS)]
+    assert all(found), text
+    export, login, configure, aws = (m.group(1) for m in found if m is not None)
+    env = {**os.environ, "AWS_CONFIG_FILE": export, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("AWS_PROFILE", None)
+    proc = subprocess.Popen(
+        ["bash", "-c", login + " --no-browser --timeout 60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        said = ""
+        while (url := AUTHORIZE.search(said)) is None and proc.poll() is None:
+            said += proc.stderr.readline()
+        assert url is not None, said
+        page.goto(url.group(1))
+        page.locator("#user-alice").click()
+        page.get_by_role("button", name="Sign in the command line").click()
+        expect(page.locator("#title")).to_have_text("Signed in")
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    done = subprocess.run(
+        ["bash", "-c", configure], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "[profile prod-admin]" in Path(export).read_text()
+
+    aws_cli = Path(sys.executable).with_name("aws")
+    command = [str(aws_cli), *shlex.split(aws.replace("<role>", "prod-admin")), "--output", "json"]
+    called = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+    assert called.returncode == 0, called.stderr
+    arn = json.loads(called.stdout)["Arn"]
+    assert arn == "arn:aws:sts::111111111111:assumed-role/Admin/alice@example.com"
