@@ -36,6 +36,10 @@ class PrivateKeyJwt(Strict):
 class OidcIdp(Strict):
     type: Literal["oidc"]
     issuer: str
+    # Other exact `iss` values this IdP's tokens carry, e.g. Google's "accounts.google.com"
+    # (its ID tokens name either that or https://accounts.google.com). Discovery and keys
+    # still come from `issuer`.
+    issuer_aliases: list[str] = Field(default_factory=list, max_length=4)
     # The `aud` values programs' tokens carry. A login-only IdP (people, no programs) has none.
     audiences: list[str] = Field(default_factory=list)
     algorithms: list[Algorithm] = Field(default_factory=_default_algorithms, min_length=1)
@@ -109,6 +113,20 @@ class OidcIdp(Strict):
     @classmethod
     def _issuer(cls, v: str) -> str:
         return check_url(v, "issuer")
+
+    @field_validator("issuer_aliases")
+    @classmethod
+    def _aliases(cls, v: list[str]) -> list[str]:
+        for alias in v:
+            if not alias or len(alias) > 255 or not alias.isprintable() or " " in alias:
+                raise ValueError(f"issuer_aliases: {alias!r} is not an issuer name")
+        return v
+
+    @model_validator(mode="after")
+    def _alias_not_issuer(self) -> OidcIdp:
+        if self.issuer in self.issuer_aliases:
+            raise ValueError("issuer_aliases: repeats issuer")
+        return self
 
     @field_validator("token_types")
     @classmethod

@@ -43,7 +43,8 @@ class OidcVerifier:
     def __init__(self, idps: Mapping[str, OidcIdp], keys: Mapping[str, JwksCache]) -> None:
         self._by_issuer: dict[str, list[tuple[str, OidcIdp]]] = {}
         for name, idp in idps.items():
-            self._by_issuer.setdefault(idp.issuer, []).append((name, idp))
+            for iss in (idp.issuer, *idp.issuer_aliases):
+                self._by_issuer.setdefault(iss, []).append((name, idp))
         self._keys = keys
         self._max_bytes = max((i.max_token_bytes for i in idps.values()), default=16 * 1024)
 
