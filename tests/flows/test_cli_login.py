@@ -5,8 +5,10 @@ it may do, and every refusal with its stable code and no STS call."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
 import httpx
@@ -22,6 +24,7 @@ from tests.fakes.cli_login import (
     device_form,
     query_of,
 )
+from tests.fakes.clock import AheadClock
 from tests.fakes.issuer import issuer_section, signing_keys
 from tests.fakes.saml_world import READER, SamlWorld, saml_world
 
@@ -432,26 +435,49 @@ def test_issuer_mode_sessions_outlive_the_window(issuer_mode: SamlWorld) -> None
     assert call.principal_arn.endswith(":saml-provider/broker")
 
 
-@pytest.fixture
-def one_minute(tmp_path: Path) -> Iterator[SamlWorld]:
-    """Sessions of the shortest length the broker allows (60 s), as long as a code lives."""
-    with saml_world(tmp_path, session_max_seconds=60) as w:
-        yield w
+@dataclass(frozen=True)
+class Expiry:
+    """How the broker's clock moves past a code's 60 s and the session's end, and what the
+    refusals then say (which layer refused)."""
+
+    name: str
+    move: Callable[[AheadClock, float], None]
+    code_said: str  # the error_description of /cli/token's invalid_grant
+    session_logged: str  # SessionEnded's log_detail
 
 
+EXPIRIES = [
+    # The store's own TTLs have run out: the code and the token are gone from it.
+    Expiry("store forgot them", AheadClock.advance, "unknown or has expired", "unknown or revoked"),
+    # The store still holds both (a TTL rounded up, a Redis a little behind): the expiry each
+    # record keeps refuses them on its own.
+    Expiry(
+        "store still holds them", AheadClock.advance_wall, "The code has expired", "expired session"
+    ),
+]
+
+
+@pytest.mark.parametrize("case", EXPIRIES, ids=attrgetter("name"))
 def test_after_expiry_codes_and_tokens_are_refused_with_no_sts_call(
-    one_minute: SamlWorld,
+    tmp_path: Path, case: Expiry
 ) -> None:
-    world = one_minute
-    with _signed_in(world) as browser:
-        token = _login(world, browser)
-        pkce = Pkce()
-        code = query_of(authorize(browser, pkce).headers["location"])["code"]
-        world.secrets.append(code)
-        assert browser.get("/cli/roles", headers=bearer(token)).status_code == 200
-        time.sleep(61)
-        late = browser.post("/cli/token", data=pkce.token_form(code))
-        assert (late.status_code, late.json()["error"]) == (400, "invalid_grant")
-        r = browser.post("/cli/credentials", json={"role": "reader"}, headers=bearer(token))
-        assert (r.status_code, r.json()["code"]) == (401, "SessionEnded")
-    assert world.standin.calls == []
+    """Sessions of the shortest length the broker allows (60 s), as long as a code lives; the
+    broker's clock is moved 61 s ahead rather than waited for."""
+    clock = AheadClock()
+    with saml_world(tmp_path, session_max_seconds=60, clock=clock) as world:
+        with _signed_in(world) as browser:
+            token = _login(world, browser)
+            pkce = Pkce()
+            code = query_of(authorize(browser, pkce).headers["location"])["code"]
+            world.secrets.append(code)
+            assert browser.get("/cli/roles", headers=bearer(token)).status_code == 200
+            case.move(clock, 61)
+            late = browser.post("/cli/token", data=pkce.token_form(code))
+            assert (late.status_code, late.json()["error"]) == (400, "invalid_grant")
+            assert case.code_said in late.json()["error_description"]
+            r = browser.post("/cli/credentials", json={"role": "reader"}, headers=bearer(token))
+            assert (r.status_code, r.json()["code"]) == (401, "SessionEnded")
+            error_id = r.json()["error_id"]
+            logged = [line for line in world.logs.lines if error_id in line]
+            assert any(case.session_logged in line for line in logged), logged
+        assert world.standin.calls == []
