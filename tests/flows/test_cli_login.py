@@ -337,6 +337,64 @@ def test_device_code_approved_in_the_browser(world: SamlWorld) -> None:
         assert cli.post("/cli/token", data=poll).json()["error"] == "invalid_grant"
 
 
+def _token_decisions(world: SamlWorld) -> tuple[list[dict[str, object]], dict[str, float]]:
+    """/cli/token's audit events so far, and the terminal's decisions counted by code."""
+    events = [e for e in world.audit() if e.get("event") == "cli-token"]
+    registry = world.app.state.runtime.metrics.registry
+    counted = {
+        code: registry.get_sample_value(
+            "broker_decisions_total",
+            {"front_door": "terminal", "outcome": outcome, "code": code},
+        )
+        or 0.0
+        for outcome, code in [
+            ("granted", "OK"),
+            ("refused", "authorization_pending"),
+            ("refused", "slow_down"),
+            ("refused", "invalid_grant"),
+        ]
+    }
+    return events, counted
+
+
+def test_device_polls_that_only_say_not_yet_are_not_audited(world: SamlWorld) -> None:
+    """RFC 8628 §3.5: a command line polls every few seconds while its person types the code;
+    authorization_pending and slow_down decide nothing, so they write no audit event and count
+    no decision. The token they end in, and a refusal after it, each write one."""
+    with world.client() as cli, _signed_in(world) as browser:
+        grant = _device(cli)
+        poll = device_form(grant["device_code"])
+        events, counted = _token_decisions(world)
+        answers = [cli.post("/cli/token", data=poll).json()["error"] for _ in range(3)]
+        assert answers == ["authorization_pending", "slow_down", "slow_down"]
+        assert _token_decisions(world) == (events, counted)
+
+        page = browser.get("/device", params={"user_code": grant["user_code"]})
+        browser.post(
+            "/device",
+            data={"csrf": csrf_of(page), "user_code": grant["user_code"], "decision": "allow"},
+        )
+        r = cli.post("/cli/token", data=poll)
+        assert r.status_code == 200, r.text
+        world.secrets += [grant["device_code"], r.json()["access_token"]]
+        spent = cli.post("/cli/token", data=poll).json()
+        assert spent["error"] == "invalid_grant"
+        after, counted_after = _token_decisions(world)
+    new = after[len(events) :]
+    assert [(e["outcome"], e["code"]) for e in new] == [
+        ("granted", "OK"),
+        ("refused", "invalid_grant"),
+    ]
+    assert new[0]["subject"] == "alice@example.com"
+    assert new[1]["error_id"] == spent["error_id"]
+    assert {k: counted_after[k] - counted[k] for k in counted} == {
+        "OK": 2,  # the approval in the browser (cli-device), then the token
+        "authorization_pending": 0,
+        "slow_down": 0,
+        "invalid_grant": 1,
+    }
+
+
 def test_device_code_denied(world: SamlWorld) -> None:
     with world.client() as cli, _signed_in(world) as browser:
         grant = _device(cli)
