@@ -15,6 +15,7 @@ from starlette.routing import Route
 from broker.audit import Audit
 from broker.aws.sts import StsClient
 from broker.browser.picker import BrowserFrontDoor
+from broker.clock import SYSTEM_CLOCK, Clock
 from broker.config import Config, OidcIdp
 from broker.exchange import Exchange
 from broker.http import ops, problems
@@ -56,11 +57,14 @@ def front_doors(config: Config) -> list[FrontDoor]:
     return doors
 
 
-def create_app(config: Config, *, serving: bool = False) -> FastAPI:
-    """`serving`: a long-lived server process (tunes the garbage collector after startup)."""
+def create_app(config: Config, *, serving: bool = False, clock: Clock = SYSTEM_CLOCK) -> FastAPI:
+    """`serving`: a long-lived server process (tunes the garbage collector after startup).
+    `clock`: where the store, the issuer and the front doors that take it read the time."""
     doors = front_doors(config)
     # Keys are read now, so a missing or mismatched key stops startup before anything listens.
-    issuer = AssertionIssuer.from_config(config) if config.issuer is not None else None
+    issuer = (
+        AssertionIssuer.from_config(config, clock=clock.now) if config.issuer is not None else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,14 +72,14 @@ def create_app(config: Config, *, serving: bool = False) -> FastAPI:
         metrics = Metrics()
         sts = StsClient(config.aws, observer=metrics)
         await sts.start()
-        store = open_store(config.store)
+        store = open_store(config.store, clock)
         audit = Audit(config.audit, metrics.decision)
         oidc_idps = {n: i for n, i in config.identity_providers.items() if isinstance(i, OidcIdp)}
         keys = {name: JwksCache(idp, http) for name, idp in oidc_idps.items()}
         verifier = OidcVerifier(oidc_idps, keys)
         exchange = Exchange(config, sts, issuer, observer=metrics)
         secrets = server_secrets(config.server)
-        rt = Runtime(config, sts, store, audit, verifier, http, metrics, exchange, secrets)
+        rt = Runtime(config, sts, store, audit, verifier, http, metrics, exchange, secrets, clock)
         app.state.runtime = rt
         try:
             for door in doors:

@@ -95,11 +95,15 @@ class Audit:
         self, event: str, front_door: str, client: str | None
     ) -> AsyncIterator[Trail]:
         """Everything inside the block is one decision: granted when it completes, refused
-        (with the error's code and error_id) when it raises a BrokerError."""
+        (with the error's code and error_id) when it raises a BrokerError. An error that
+        decides nothing (a device poll's "not yet") passes through unrecorded and uncounted:
+        a command line polls every few seconds while its person types the code."""
         trail = Trail(event, front_door, client)
         try:
             yield trail
         except BrokerError as exc:
+            if not exc.decides:
+                raise
             exc.error_id = exc.error_id or new_error_id()
             self.record(outcome="refused", code=exc.code, error_id=exc.error_id, **trail.fields())
             if self._count is not None:

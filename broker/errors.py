@@ -49,6 +49,8 @@ class BrokerError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "InternalError"
     title: ClassVar[str] = "Internal error"
+    # False for an answer that only says "not yet": nothing was decided, so no audit event.
+    decides: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -131,11 +133,17 @@ class InvalidGrant(OAuthError):
 
 
 class AuthorizationPending(OAuthError):
+    """RFC 8628 §3.5: the person has not approved yet; the command line polls again."""
+
     code = "authorization_pending"
+    decides = False
 
 
 class SlowDown(OAuthError):
+    """RFC 8628 §3.5: still not yet, and poll less often."""
+
     code = "slow_down"
+    decides = False
 
 
 class ExpiredToken(OAuthError):

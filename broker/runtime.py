@@ -10,6 +10,7 @@ import httpx
 
 from broker.audit import Audit
 from broker.aws.sts import StsClient
+from broker.clock import Clock
 from broker.config import Config, ServerSettings
 from broker.exchange import Exchange
 from broker.http.metrics import Metrics
@@ -32,6 +33,8 @@ class Runtime:
     # Signs cookies and seals session records: the current secret first, then those being
     # retired (they still verify and open). Resolved once, for every front door.
     secrets: tuple[bytes, ...]
+    # What front doors read "now" from, rather than the system clock.
+    clock: Clock
 
 
 log = logging.getLogger(__name__)

@@ -16,13 +16,14 @@ from broker.config import Config, GrantTemplate, OidcIdp, SamlIdp, parse_config
 from broker.errors import ConfigError
 from broker.matchers import ClaimTest, Combine, Matcher, Not
 from broker.setup import SetupError
+from broker.setup.certs import CertInfo
 from broker.setup.check_login import check_login
 from broker.setup.check_saml import check_saml, expiry
 from broker.setup.fetch import get_json
 from broker.setup.issuer import bypass_findings
 from broker.setup.review import review, unnamed_accounts
 from broker.setup.samples import check_samples
-from broker.setup.thumbprint import CertInfo, endpoint
+from broker.setup.thumbprint import endpoint
 from broker.setup.tlschain import presented_chain
 from broker.setup.trust_policy import grants
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from broker.config import SamlIdp
 from broker.saml.signed_metadata import UntrustedMetadata, verified_metadata
+from broker.setup.certs import CertInfo
 from broker.setup.metadata import check_metadata, load
-from broker.setup.thumbprint import CertInfo
 
 if TYPE_CHECKING:
     from broker.setup.check import CheckReport

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from broker.setup import SetupError
+from broker.setup.certs import CertInfo
 from broker.setup.fetch import get
-from broker.setup.thumbprint import CertInfo
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 DS = "http://www.w3.org/2000/09/xmldsig#"

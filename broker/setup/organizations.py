@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import boto3
 import botocore.config
@@ -11,6 +11,9 @@ import botocore.exceptions
 import botocore.parsers
 
 from broker.setup import SetupError
+
+if TYPE_CHECKING:
+    from mypy_boto3_organizations import OrganizationsClient
 
 # Organizations has one endpoint per partition, in this Region (AWS General Reference,
 # "AWS Organizations endpoints and quotas").
@@ -38,9 +41,8 @@ class OrgAccount:
 
 def client(
     *, endpoint_url: str | None, region: str | None, profile: str | None, partition: str = "aws"
-) -> Any:
+) -> OrganizationsClient:
     """An Organizations client from the standard chain (AWS_PROFILE, environment, SSO, role)."""
-    # Typed as Any: only this module talks to Organizations, and it returns typed values.
     config = botocore.config.Config(
         connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 4}
     )
@@ -51,7 +53,7 @@ def client(
         raise SetupError(f"Organizations: {' '.join(str(exc).split())}") from None
 
 
-def list_accounts(org: Any) -> list[OrgAccount]:
+def list_accounts(org: OrganizationsClient) -> list[OrgAccount]:
     """Every account of the organization: ListAccounts returns a page at a time (at most 20)."""
     accounts: dict[str, OrgAccount] = {}
     try:

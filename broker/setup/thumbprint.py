@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import ssl
 from collections.abc import Callable, Sequence
@@ -11,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from cryptography import x509
-
 from broker.setup import SetupError
+from broker.setup.certs import CertInfo
 from broker.setup.fetch import FetchError, get_json
 from broker.setup.tlschain import presented_chain, verified_chain
 
@@ -24,38 +22,6 @@ IAM_NOTE = (
     "IAM now verifies many OIDC IdPs against its library of trusted root CAs; there the "
     "thumbprint is optional when creating the provider and is used only as a fallback."
 )
-
-
-@dataclass(frozen=True)
-class CertInfo:
-    subject: str
-    issuer: str
-    not_before: datetime
-    not_after: datetime
-    sha1: str
-    der: bytes = field(repr=False)
-
-    @classmethod
-    def from_der(cls, der: bytes) -> CertInfo:
-        cert = x509.load_der_x509_certificate(der)
-        return cls(
-            subject=cert.subject.rfc4514_string(),
-            issuer=cert.issuer.rfc4514_string(),
-            not_before=cert.not_valid_before_utc,
-            not_after=cert.not_valid_after_utc,
-            # IAM's thumbprint: hex SHA-1 of the DER certificate, 40 lowercase characters.
-            sha1=hashlib.sha1(der, usedforsecurity=False).hexdigest(),
-            der=der,
-        )
-
-    def to_json(self) -> dict[str, str]:
-        return {
-            "subject": self.subject,
-            "issuer": self.issuer,
-            "not_before": self.not_before.isoformat(),
-            "not_after": self.not_after.isoformat(),
-            "sha1": self.sha1,
-        }
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from broker.clock import SYSTEM_CLOCK, Clock
 from broker.config import StoreSettings
 from broker.store.memory import MemoryStore
 
@@ -26,10 +27,11 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-def open_store(settings: StoreSettings) -> Store:
-    """The configured store; reads the password files now, so a bad one stops startup."""
+def open_store(settings: StoreSettings, clock: Clock = SYSTEM_CLOCK) -> Store:
+    """The configured store; reads the password files now, so a bad one stops startup. The
+    memory store counts its entries' lives on `clock` (Redis on its own)."""
     if settings.is_memory():
-        return MemoryStore()
+        return MemoryStore(clock=clock.monotonic)
     from broker.store.redis import RedisStore  # memory-only deployments never import redis
 
     return RedisStore.open(settings)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -91,7 +90,7 @@ class TerminalApi:
 
     async def token(self, request: Request) -> Response:
         rt = runtime_of(request)
-        now = _now()
+        now = rt.clock.now()
         records = self._records()
         try:
             async with rt.audit.decision("cli-token", FRONT_DOOR, client_address(request)) as t:
@@ -141,7 +140,9 @@ class TerminalApi:
         except OAuthError as exc:
             return oauth_error(exc)
         rt = runtime_of(request)
-        device_code, user_code = await self._records().new_device(client_address(request), _now())
+        device_code, user_code = await self._records().new_device(
+            client_address(request), rt.clock.now()
+        )
         shown = checks.show_user_code(user_code)
         base = rt.config.server.base_url.rstrip("/")
         body = {
@@ -199,7 +200,7 @@ class TerminalApi:
                     issued.credentials,
                     issuer=rt.config.server.base_url,
                     destination=target,
-                    duration=session_duration(session.identity, issued.grant, _now()),
+                    duration=session_duration(session.identity, issued.grant, rt.clock.now()),
                 )
         return JSONResponse({"url": url}, headers={"Referrer-Policy": "no-referrer", **NO_STORE})
 
@@ -219,7 +220,7 @@ class TerminalApi:
                 "Send the broker session token as `Authorization: Bearer …` (broker login).",
                 headers={"WWW-Authenticate": 'Bearer realm="broker"'},
             )
-        session = await self._records().session(token.strip(), _now())
+        session = await self._records().session(token.strip(), runtime_of(request).clock.now())
         trail.identity(session.identity)
         return session
 
@@ -245,7 +246,3 @@ def _required(form: dict[str, str], name: str) -> str:
     if not value:
         raise InvalidRequest(f"{name} is required.")
     return value
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

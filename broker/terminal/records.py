@@ -1,18 +1,16 @@
 """What the store keeps for the command line: one-time codes, device grants and broker session
-tokens, each under the SHA-256 of its secret and sealed like a browser session's record.
+tokens, each under the SHA-256 of its secret and sealed like a browser session's record
+(sealed.py).
 
 The store never holds a code or a token itself, only its hash: whoever reads the store cannot
-redeem anything. Each record is sealed (broker.seal) with its own key as context, because it
-carries a verified Identity and so the IdP's proof."""
+redeem anything."""
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from broker.browser.session import decode_identity, encode_identity
 from broker.errors import (
@@ -21,14 +19,13 @@ from broker.errors import (
     ExpiredToken,
     InvalidGrant,
     SessionEnded,
-    SessionExpired,
     SlowDown,
     TooManyAttempts,
 )
 from broker.identity import Identity
-from broker.seal import Sealer
 from broker.store import Store
 from broker.terminal.checks import digest, new_user_code, verifier_matches
+from broker.terminal.sealed import SealedRecords
 
 TOKEN_PREFIX = "bst_"  # noqa: S105 (a prefix, not a secret)
 CODE_SECONDS = 60  # RFC 6749 §4.1.2: "a maximum authorization code lifetime of 10 minutes"
@@ -73,29 +70,8 @@ class DeviceRequest:
 
 class Records:
     def __init__(self, store: Store, keys: Sequence[bytes]) -> None:
+        self._sealed = SealedRecords(store, keys)
         self._store = store
-        self._sealer = Sealer(keys)
-
-    # -- sealed records ---------------------------------------------------------------------
-
-    async def _put(self, key: str, doc: dict[str, Any], ttl: float) -> None:
-        sealed = self._sealer.seal(json.dumps(doc, separators=(",", ":")).encode(), context=key)
-        await self._store.put(key, sealed, max(ttl, 1.0))
-
-    def _open(self, key: str, sealed: bytes | None) -> dict[str, Any] | None:
-        if sealed is None:
-            return None
-        try:  # altered, moved, or sealed under a secret no longer configured: as if absent
-            doc = json.loads(self._sealer.open(sealed, context=key))
-        except (SessionExpired, ValueError):
-            return None
-        return doc if isinstance(doc, dict) else None
-
-    async def _get(self, key: str) -> dict[str, Any] | None:
-        return self._open(key, await self._store.get(key))
-
-    async def _take(self, key: str) -> dict[str, Any] | None:
-        return self._open(key, await self._store.take(key))
 
     # -- broker session tokens --------------------------------------------------------------
 
@@ -106,7 +82,7 @@ class Records:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         session = CliSession(digest(token), identity, expires_at)
         doc = {"identity": encode_identity(identity), "expires_at": expires_at.timestamp()}
-        await self._put(_SESSION_KEY.format(session.token_hash), doc, _left(expires_at, now))
+        await self._sealed.put(_SESSION_KEY.format(session.token_hash), doc, _left(expires_at, now))
         return token, session
 
     async def session(self, token: str, now: datetime) -> CliSession:
@@ -114,7 +90,7 @@ class Records:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
             raise _ended("not a broker session token")
         token_hash = digest(token)
-        doc = await self._get(_SESSION_KEY.format(token_hash))
+        doc = await self._sealed.get(_SESSION_KEY.format(token_hash))
         if doc is None:
             raise _ended("unknown or revoked session token")
         expires_at = datetime.fromtimestamp(doc["expires_at"], UTC)
@@ -146,7 +122,7 @@ class Records:
             "client_id": client_id,
             "expires_at": now.timestamp() + CODE_SECONDS,
         }
-        await self._put(_CODE.format(digest(code)), doc, CODE_SECONDS)
+        await self._sealed.put(_CODE.format(digest(code)), doc, CODE_SECONDS)
         return code
 
     async def redeem_code(
@@ -156,7 +132,7 @@ class Records:
         again revokes the session token it was redeemed for (RFC 6749 §4.1.2, §10.5). The
         code is spent by any attempt, right or wrong, so its verifier cannot be guessed."""
         code_hash = digest(code)
-        doc = await self._take(_CODE.format(code_hash))
+        doc = await self._sealed.take(_CODE.format(code_hash))
         if doc is None:
             used = await self._store.take(_CODE_USED.format(code_hash))
             if used is not None:
@@ -212,18 +188,18 @@ class Records:
             "client": client,
             "expires_at": now.timestamp() + DEVICE_SECONDS,
         }
-        await self._put(_DEVICE.format(device_hash), doc, DEVICE_SECONDS + _DEVICE_GRACE)
-        await self._put(
+        await self._sealed.put(_DEVICE.format(device_hash), doc, DEVICE_SECONDS + _DEVICE_GRACE)
+        await self._sealed.put(
             _USER_CODE.format(digest(user_code)), {"device": device_hash}, DEVICE_SECONDS
         )
         return device_code, user_code
 
     async def device_request(self, user_code: str, now: datetime) -> DeviceRequest | None:
         """The pending request a user code names, or None (unknown, expired or decided)."""
-        link = await self._get(_USER_CODE.format(digest(user_code)))
+        link = await self._sealed.get(_USER_CODE.format(digest(user_code)))
         if link is None:
             return None
-        doc = await self._get(_DEVICE.format(link["device"]))
+        doc = await self._sealed.get(_DEVICE.format(link["device"]))
         if doc is None or doc["status"] != "pending" or doc["expires_at"] <= now.timestamp():
             return None
         return DeviceRequest(
@@ -245,7 +221,7 @@ class Records:
         The user code is spent either way."""
         await self._store.delete(_USER_CODE.format(digest(request.user_code)))
         key = _DEVICE.format(request.device_hash)
-        doc = await self._get(key)
+        doc = await self._sealed.get(key)
         if doc is None or doc["status"] != "pending":
             return
         if identity is None:
@@ -254,7 +230,7 @@ class Records:
             doc["status"] = "approved"
             doc["identity"] = encode_identity(identity)
             doc["session_expires_at"] = session_expires_at.timestamp()
-        await self._put(key, doc, doc["expires_at"] + _DEVICE_GRACE - now.timestamp())
+        await self._sealed.put(key, doc, doc["expires_at"] + _DEVICE_GRACE - now.timestamp())
 
     async def wrong_guesses(self, who: str) -> int:
         raw = await self._store.get(_GUESSES.format(who))
@@ -269,7 +245,7 @@ class Records:
     async def poll_device(self, device_code: str, now: datetime) -> tuple[str, CliSession]:
         """RFC 8628 §3.4-3.5: pending, slow_down, access_denied, expired_token, or a token."""
         key = _DEVICE.format(digest(device_code))
-        doc = await self._get(key)
+        doc = await self._sealed.get(key)
         if doc is None:
             raise InvalidGrant("The device code is unknown; run broker login --device again.")
         if doc["expires_at"] <= now.timestamp():
@@ -279,7 +255,7 @@ class Records:
             await self._store.delete(key)
             raise AccessDenied("The sign-in was denied in the browser.")
         if doc["status"] == "approved":
-            taken = await self._take(key)  # one poll gets the token
+            taken = await self._sealed.take(key)  # one poll gets the token
             if taken is None or taken.get("status") != "approved":
                 raise InvalidGrant("The device code was already used.")
             expires_at = datetime.fromtimestamp(taken["session_expires_at"], UTC)
@@ -289,7 +265,7 @@ class Records:
         too_soon = last is not None and now.timestamp() - last < doc["interval"]
         if too_soon:
             doc["interval"] += SLOW_DOWN_STEP
-        await self._put(key, doc, doc["expires_at"] + _DEVICE_GRACE - now.timestamp())
+        await self._sealed.put(key, doc, doc["expires_at"] + _DEVICE_GRACE - now.timestamp())
         if too_soon:
             raise SlowDown(
                 f"Polling too fast: wait {doc['interval']} seconds between requests.",

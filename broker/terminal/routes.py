@@ -19,7 +19,6 @@ integration. The client side (broker/login/) uses authlib's PKCE helpers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 
@@ -27,6 +26,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from broker.browser.session import BrowserSession, SessionManager
+from broker.clock import SYSTEM_CLOCK, Clock
 from broker.console_url.federation import hide_federation_urls
 from broker.errors import AccessDenied, CsrfFailed, InvalidParameter, TooManyAttempts
 from broker.exchange import redemption_deadline
@@ -97,6 +97,7 @@ class TerminalFrontDoor:
         self._browser = browser
         self._records: Records | None = None
         self._origin = ""
+        self._clock: Clock = SYSTEM_CLOCK
 
     @property
     def records(self) -> Records:
@@ -106,6 +107,7 @@ class TerminalFrontDoor:
 
     async def start(self, rt: Runtime) -> None:
         self._records = Records(rt.store, rt.secrets)
+        self._clock = rt.clock
         self._origin = origin_of(rt.config.server.base_url)
         hide_federation_urls(rt.config.aws)  # /cli/console calls getSigninToken
 
@@ -141,7 +143,7 @@ class TerminalFrontDoor:
         wanted = authorize_request(form)
         if from_another_site(request, self._origin):
             raise CsrfFailed("Another site posted this form; start again with broker login.")
-        session = await self._browser.sessions.require(request, _now())
+        session = await self._browser.sessions.require(request, self._clock.now())
         if self._stale(session, rt):  # the confirm page waited past what STS redeems
             return self._sign_in_to("/cli/authorize?" + urlencode(wanted.fields()))
         try:
@@ -156,7 +158,7 @@ class TerminalFrontDoor:
                     challenge=wanted.challenge,
                     redirect_uri=wanted.redirect_uri,
                     client_id=checks.CLIENT_ID,
-                    now=_now(),
+                    now=self._clock.now(),
                 )
         except AccessDenied:
             return wanted.answer(error="access_denied")
@@ -190,7 +192,7 @@ class TerminalFrontDoor:
         form = await read_form(request, what="the form", empty_ok=True)
         if from_another_site(request, self._origin):
             raise CsrfFailed("Another site posted this form; open the device page yourself.")
-        session = await self._browser.sessions.require(request, _now())
+        session = await self._browser.sessions.require(request, self._clock.now())
         if self._stale(session, rt):
             return self._sign_in_to(
                 "/device?" + urlencode({"user_code": form.get("user_code", "")})
@@ -204,7 +206,9 @@ class TerminalFrontDoor:
                 if found is None:
                     raise InvalidParameter("That code is unknown or has expired.")
                 identity = session.identity if allow else None
-                await self.records.decide_device(found, identity, session.expires_at, _now())
+                await self.records.decide_device(
+                    found, identity, session.expires_at, self._clock.now()
+                )
                 if not allow:
                     raise AccessDenied("The command line's sign-in was denied in the browser.")
         except AccessDenied:
@@ -220,7 +224,7 @@ class TerminalFrontDoor:
 
     async def _fresh_session(self, request: Request, rt: Runtime) -> BrowserSession | None:
         """The browser's session, or None when there is none or it is stale (`_stale`)."""
-        session = await self._browser.sessions.load(request, _now())
+        session = await self._browser.sessions.load(request, self._clock.now())
         return None if session is None or self._stale(session, rt) else session
 
     def _stale(self, session: BrowserSession, rt: Runtime) -> bool:
@@ -228,7 +232,7 @@ class TerminalFrontDoor:
         it: the terminal would get a session that cannot reach those roles, so the person
         signs in again first (issuer roles alone never make a session stale)."""
         deadline = redemption_deadline(session.identity, rt.config)
-        if deadline is None or deadline > _now():
+        if deadline is None or deadline > self._clock.now():
             return False
         return any(g.via == "idp" for g in rt.exchange.decide(session.identity).grants)
 
@@ -248,7 +252,7 @@ class TerminalFrontDoor:
                 headers={"Retry-After": str(DEVICE_SECONDS)},
             )
         code = checks.user_code(typed)
-        found = None if code is None else await self.records.device_request(code, _now())
+        found = None if code is None else await self.records.device_request(code, self._clock.now())
         if found is None:
             await self.records.guessed_wrong(who)
         return found
@@ -265,7 +269,3 @@ def _device_entry(session: BrowserSession, *, typed: str = "", wrong: bool = Fal
         status=400 if wrong else 200,
         headers=_HEADERS,
     )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -16,6 +16,7 @@ import httpx
 from fastapi import FastAPI
 
 from broker.app import create_app
+from broker.clock import SYSTEM_CLOCK, Clock
 from broker.config import Config, parse_config
 from broker_demo.aws import AwsStandIn, serve
 from tests.fakes.logs import BrokerLogs, assert_nothing_leaked, capturing, read_audit
@@ -176,13 +177,14 @@ def saml_world(
     aws: dict[str, Any] | None = None,
     issuer: dict[str, Any] | None = None,
     port: int = 0,
+    clock: Clock = SYSTEM_CLOCK,
     **server: Any,
 ) -> Iterator[SamlWorld]:
     """A broker (uvicorn) with one SAML IdP (pysaml2) and the AWS stand-in; logs captured at
     DEBUG and checked on the way out: no assertion, credential or sign-in token in any line.
     `standin` replaces the default AWS stand-in (e.g. one with a short redemption window);
     `port` serves the broker there (with a `base_url` naming it, a page's scripts send the
-    Origin the broker expects)."""
+    Origin the broker expects); `clock` is the broker's (a test may move it ahead)."""
     base_url = server.get("base_url", BASE_URL)
     idp = TestIdp(tmp / "idp", acs_url=base_url + "/saml/acs", entity_id=IDP_ENTITY)
     standin = standin or AwsStandIn()
@@ -198,7 +200,7 @@ def saml_world(
         # issuer mode, the broker's own provider, registered from its metadata.
         if issuer is None:
             register_configured_roles(standin, config, idp="corp")
-        app = create_app(config)
+        app = create_app(config, clock=clock)
         with serve_app(app, tls=tls, port=port) as url:
             if issuer is not None:
                 metadata = httpx.get(url + "/issuer/metadata").content

@@ -5,8 +5,10 @@ it may do, and every refusal with its stable code and no STS call."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
 import httpx
@@ -22,6 +24,7 @@ from tests.fakes.cli_login import (
     device_form,
     query_of,
 )
+from tests.fakes.clock import AheadClock
 from tests.fakes.issuer import issuer_section, signing_keys
 from tests.fakes.saml_world import READER, SamlWorld, saml_world
 
@@ -334,6 +337,64 @@ def test_device_code_approved_in_the_browser(world: SamlWorld) -> None:
         assert cli.post("/cli/token", data=poll).json()["error"] == "invalid_grant"
 
 
+def _token_decisions(world: SamlWorld) -> tuple[list[dict[str, object]], dict[str, float]]:
+    """/cli/token's audit events so far, and the terminal's decisions counted by code."""
+    events = [e for e in world.audit() if e.get("event") == "cli-token"]
+    registry = world.app.state.runtime.metrics.registry
+    counted = {
+        code: registry.get_sample_value(
+            "broker_decisions_total",
+            {"front_door": "terminal", "outcome": outcome, "code": code},
+        )
+        or 0.0
+        for outcome, code in [
+            ("granted", "OK"),
+            ("refused", "authorization_pending"),
+            ("refused", "slow_down"),
+            ("refused", "invalid_grant"),
+        ]
+    }
+    return events, counted
+
+
+def test_device_polls_that_only_say_not_yet_are_not_audited(world: SamlWorld) -> None:
+    """RFC 8628 §3.5: a command line polls every few seconds while its person types the code;
+    authorization_pending and slow_down decide nothing, so they write no audit event and count
+    no decision. The token they end in, and a refusal after it, each write one."""
+    with world.client() as cli, _signed_in(world) as browser:
+        grant = _device(cli)
+        poll = device_form(grant["device_code"])
+        events, counted = _token_decisions(world)
+        answers = [cli.post("/cli/token", data=poll).json()["error"] for _ in range(3)]
+        assert answers == ["authorization_pending", "slow_down", "slow_down"]
+        assert _token_decisions(world) == (events, counted)
+
+        page = browser.get("/device", params={"user_code": grant["user_code"]})
+        browser.post(
+            "/device",
+            data={"csrf": csrf_of(page), "user_code": grant["user_code"], "decision": "allow"},
+        )
+        r = cli.post("/cli/token", data=poll)
+        assert r.status_code == 200, r.text
+        world.secrets += [grant["device_code"], r.json()["access_token"]]
+        spent = cli.post("/cli/token", data=poll).json()
+        assert spent["error"] == "invalid_grant"
+        after, counted_after = _token_decisions(world)
+    new = after[len(events) :]
+    assert [(e["outcome"], e["code"]) for e in new] == [
+        ("granted", "OK"),
+        ("refused", "invalid_grant"),
+    ]
+    assert new[0]["subject"] == "alice@example.com"
+    assert new[1]["error_id"] == spent["error_id"]
+    assert {k: counted_after[k] - counted[k] for k in counted} == {
+        "OK": 2,  # the approval in the browser (cli-device), then the token
+        "authorization_pending": 0,
+        "slow_down": 0,
+        "invalid_grant": 1,
+    }
+
+
 def test_device_code_denied(world: SamlWorld) -> None:
     with world.client() as cli, _signed_in(world) as browser:
         grant = _device(cli)
@@ -432,26 +493,49 @@ def test_issuer_mode_sessions_outlive_the_window(issuer_mode: SamlWorld) -> None
     assert call.principal_arn.endswith(":saml-provider/broker")
 
 
-@pytest.fixture
-def one_minute(tmp_path: Path) -> Iterator[SamlWorld]:
-    """Sessions of the shortest length the broker allows (60 s), as long as a code lives."""
-    with saml_world(tmp_path, session_max_seconds=60) as w:
-        yield w
+@dataclass(frozen=True)
+class Expiry:
+    """How the broker's clock moves past a code's 60 s and the session's end, and what the
+    refusals then say (which layer refused)."""
+
+    name: str
+    move: Callable[[AheadClock, float], None]
+    code_said: str  # the error_description of /cli/token's invalid_grant
+    session_logged: str  # SessionEnded's log_detail
 
 
+EXPIRIES = [
+    # The store's own TTLs have run out: the code and the token are gone from it.
+    Expiry("store forgot them", AheadClock.advance, "unknown or has expired", "unknown or revoked"),
+    # The store still holds both (a TTL rounded up, a Redis a little behind): the expiry each
+    # record keeps refuses them on its own.
+    Expiry(
+        "store still holds them", AheadClock.advance_wall, "The code has expired", "expired session"
+    ),
+]
+
+
+@pytest.mark.parametrize("case", EXPIRIES, ids=attrgetter("name"))
 def test_after_expiry_codes_and_tokens_are_refused_with_no_sts_call(
-    one_minute: SamlWorld,
+    tmp_path: Path, case: Expiry
 ) -> None:
-    world = one_minute
-    with _signed_in(world) as browser:
-        token = _login(world, browser)
-        pkce = Pkce()
-        code = query_of(authorize(browser, pkce).headers["location"])["code"]
-        world.secrets.append(code)
-        assert browser.get("/cli/roles", headers=bearer(token)).status_code == 200
-        time.sleep(61)
-        late = browser.post("/cli/token", data=pkce.token_form(code))
-        assert (late.status_code, late.json()["error"]) == (400, "invalid_grant")
-        r = browser.post("/cli/credentials", json={"role": "reader"}, headers=bearer(token))
-        assert (r.status_code, r.json()["code"]) == (401, "SessionEnded")
-    assert world.standin.calls == []
+    """Sessions of the shortest length the broker allows (60 s), as long as a code lives; the
+    broker's clock is moved 61 s ahead rather than waited for."""
+    clock = AheadClock()
+    with saml_world(tmp_path, session_max_seconds=60, clock=clock) as world:
+        with _signed_in(world) as browser:
+            token = _login(world, browser)
+            pkce = Pkce()
+            code = query_of(authorize(browser, pkce).headers["location"])["code"]
+            world.secrets.append(code)
+            assert browser.get("/cli/roles", headers=bearer(token)).status_code == 200
+            case.move(clock, 61)
+            late = browser.post("/cli/token", data=pkce.token_form(code))
+            assert (late.status_code, late.json()["error"]) == (400, "invalid_grant")
+            assert case.code_said in late.json()["error_description"]
+            r = browser.post("/cli/credentials", json={"role": "reader"}, headers=bearer(token))
+            assert (r.status_code, r.json()["code"]) == (401, "SessionEnded")
+            error_id = r.json()["error_id"]
+            logged = [line for line in world.logs.lines if error_id in line]
+            assert any(case.session_logged in line for line in logged), logged
+        assert world.standin.calls == []
