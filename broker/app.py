@@ -16,6 +16,7 @@ from broker.audit import Audit
 from broker.aws.sts import StsClient
 from broker.browser.picker import BrowserFrontDoor
 from broker.config import Config, OidcIdp
+from broker.console_url.federation import Federation
 from broker.exchange import Exchange
 from broker.http import ops, problems
 from broker.http.frontdoor import FrontDoor
@@ -75,7 +76,10 @@ def create_app(config: Config, *, serving: bool = False) -> FastAPI:
         verifier = OidcVerifier(oidc_idps, keys)
         exchange = Exchange(config, sts, issuer, observer=metrics)
         secrets = server_secrets(config.server)
-        rt = Runtime(config, sts, store, audit, verifier, http, metrics, exchange, secrets)
+        federation = Federation(config.aws)
+        rt = Runtime(
+            config, sts, store, audit, verifier, http, federation, metrics, exchange, secrets
+        )
         app.state.runtime = rt
         try:
             for door in doors:
@@ -85,6 +89,7 @@ def create_app(config: Config, *, serving: bool = False) -> FastAPI:
             yield
         finally:
             await sts.close()
+            await federation.close()
             await http.aclose()
             await store.close()
             audit.close()

@@ -11,6 +11,7 @@ import httpx
 from broker.audit import Audit
 from broker.aws.sts import StsClient
 from broker.config import Config, ServerSettings
+from broker.console_url.federation import Federation
 from broker.exchange import Exchange
 from broker.http.metrics import Metrics
 from broker.oidc.verify import OidcVerifier
@@ -27,6 +28,7 @@ class Runtime:
     audit: Audit
     oidc: OidcVerifier
     http: httpx.AsyncClient
+    federation: Federation
     metrics: Metrics
     exchange: Exchange
     # Signs cookies and seals session records: the current secret first, then those being

@@ -27,7 +27,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from broker.browser.session import BrowserSession, SessionManager
-from broker.console_url.federation import hide_federation_urls
 from broker.errors import AccessDenied, CsrfFailed, InvalidParameter, TooManyAttempts
 from broker.exchange import redemption_deadline
 from broker.http.deps import RuntimeDep, client_address, request_path
@@ -107,7 +106,6 @@ class TerminalFrontDoor:
     async def start(self, rt: Runtime) -> None:
         self._records = Records(rt.store, rt.secrets)
         self._origin = origin_of(rt.config.server.base_url)
-        hide_federation_urls(rt.config.aws)  # /cli/console calls getSigninToken
 
     def router(self) -> APIRouter:
         router = APIRouter()
