@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from broker.aws.partitions import Partition
 from broker.config import AwsSettings
 from broker.console_url.federation import Federation
 from broker.errors import FederationRefused
@@ -181,3 +182,20 @@ async def test_nothing_logs_the_request_or_the_token(endpoint: tuple[Endpoint, s
             await f.close()
     text = "\n".join(logs.lines)
     assert not [s for s in (SECRET, SESSION_TOKEN, SIGNIN_TOKEN, "getSigninToken") if s in text]
+
+
+@pytest.mark.parametrize(
+    ("partition", "endpoint"),
+    [
+        ("aws", "https://signin.aws.amazon.com/federation"),
+        ("aws-us-gov", "https://signin.amazonaws-us-gov.com/federation"),
+        ("aws-cn", "https://signin.amazonaws.cn/federation"),
+    ],
+)
+async def test_the_partition_names_the_endpoint_unless_one_is_configured(
+    partition: Partition, endpoint: str
+) -> None:
+    f = Federation(AwsSettings(partition=partition))
+    assert f.endpoint == endpoint
+    configured = AwsSettings(partition=partition, federation_endpoint="https://signin.test/f")
+    assert Federation(configured).endpoint == "https://signin.test/f"
