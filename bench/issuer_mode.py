@@ -12,6 +12,11 @@ STS responder in a child process (its CPU is not counted):
 
 The front door (HTTP parsing, JWT verification, rendering) is the same for both and is not
 in these figures: bench/oidc_exchange.py measures it. Keys are generated per run.
+
+The `console` phases add a console click's getSigninToken (and the login URL) to each
+issuance, on the broker's pooled transport (`Federation.signin_url`); the `console httpx`
+phases make the same call as the broker did before, on an httpx.AsyncClient, so that both are
+measured in the same run against the same responder.
 """
 
 from __future__ import annotations
@@ -26,11 +31,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
+
+    from broker.config import AwsSettings
+    from broker.identity import Credentials
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.fakes
 
 ACCOUNT = "111122223333"
+CLICK: dict[str, Any] = {
+    "issuer": "https://broker.example.com",
+    "destination": "https://console.aws.amazon.com/console/home",
+    "duration": 3600,
+}
 RESULT = """<{a}Response xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><{a}Result>
 <AssumedRoleUser><Arn>arn:aws:sts::{acct}:assumed-role/bench/u</Arn>
 <AssumedRoleId>AROABENCH:u</AssumedRoleId></AssumedRoleUser><Credentials>
@@ -99,13 +115,47 @@ def responder(port: int) -> None:
     uvloop.run(serve())
 
 
+async def httpx_signin_url(
+    http: httpx.AsyncClient,
+    aws: AwsSettings,
+    creds: Credentials,
+    *,
+    issuer: str,
+    destination: str,
+    duration: int,
+) -> str:
+    """The console click's getSigninToken as the broker made it on httpx (the baseline)."""
+    import json
+    from urllib.parse import urlencode
+
+    endpoint = aws.federation_url()
+    session = {
+        "sessionId": creds.access_key_id,
+        "sessionKey": creds.secret_access_key,
+        "sessionToken": creds.session_token,
+    }
+    params = {
+        "Action": "getSigninToken",
+        "Session": json.dumps(session),
+        "SessionDuration": str(duration),
+    }
+    resp = await http.get(endpoint, params=params, timeout=10.0)
+    token = resp.json()["SigninToken"] if resp.status_code == 200 else None
+    if not isinstance(token, str) or not token:
+        raise RuntimeError(f"getSigninToken status={resp.status_code}")
+    query = urlencode(
+        {"Action": "login", "Issuer": issuer, "Destination": destination, "SigninToken": token}
+    )
+    return f"{endpoint}?{query}"
+
+
 async def measure(seconds: float, concurrency: int, sts_url: str, tmp: Path) -> list[str]:
     import httpx
 
     from broker.audit import Trail
     from broker.aws.sts import StsClient
     from broker.config import parse_config
-    from broker.console_url.federation import signin_url
+    from broker.console_url.federation import Federation
     from broker.exchange import Exchange
     from broker.identity import Identity, WebIdentityToken
     from broker.issuer.mint import AssertionIssuer
@@ -151,7 +201,8 @@ async def measure(seconds: float, concurrency: int, sts_url: str, tmp: Path) -> 
     )  # fmt: skip
     sts = StsClient(config.aws)
     await sts.start()
-    http = httpx.AsyncClient(timeout=5)
+    http = httpx.AsyncClient(follow_redirects=False, timeout=5.0)  # as the broker's lifespan
+    federation = Federation(config.aws)
     issuer = AssertionIssuer.from_config(config)
     exchange = Exchange(config, sts, issuer)
     rows = []
@@ -164,21 +215,25 @@ async def measure(seconds: float, concurrency: int, sts_url: str, tmp: Path) -> 
         rows.append(f"sign only (render + build + RSA-SHA256): {sign_us:,.0f} µs CPU each")
 
         async def worker(phase: str, until: float, count: list[int]) -> None:
-            role, console = phase.split(" ")[0], phase.endswith("console")
+            role, console, on_httpx = phase.split(" ")[0], "console" in phase, "httpx" in phase
             while time.perf_counter() < until:
                 issued = await exchange.issue(identity, role, Trail("credentials", "bench", None))
                 if console:  # a console click: getSigninToken, then the login URL
-                    await signin_url(
-                        http,
-                        config.aws,
-                        issued.credentials,
-                        issuer="https://broker.example.com",
-                        destination="https://console.aws.amazon.com/console/home",
-                        duration=3600,
+                    await (
+                        httpx_signin_url(http, config.aws, issued.credentials, **CLICK)
+                        if on_httpx
+                        else federation.signin_url(issued.credentials, **CLICK)
                     )
                 count[0] += 1
 
-        phases = ("passthrough", "issued", "passthrough console", "issued console")
+        phases = (
+            "passthrough",
+            "issued",
+            "passthrough console",
+            "passthrough console httpx",
+            "issued console",
+            "issued console httpx",
+        )
         for role in phases + phases:
             warm = time.perf_counter() + 1.0
             await asyncio.gather(*(worker(role, warm, [0]) for _ in range(concurrency)))
@@ -189,11 +244,12 @@ async def measure(seconds: float, concurrency: int, sts_url: str, tmp: Path) -> 
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             done = count[0]
             rows.append(
-                f"{role:<20} {done:>8,} requests  {done / wall:>9,.0f} req/s  "
+                f"{role:<26} {done:>8,} requests  {done / wall:>9,.0f} req/s  "
                 f"{cpu / done * 1e6:>7,.0f} µs CPU/request  ({cpu / wall:.0%} of a core)"
             )
     finally:
         await sts.close()
+        await federation.close()
         await http.aclose()
     return rows
 

@@ -17,6 +17,7 @@ from broker.aws.sts import StsClient
 from broker.browser.picker import BrowserFrontDoor
 from broker.clock import SYSTEM_CLOCK, Clock
 from broker.config import Config, OidcIdp
+from broker.console_url.federation import Federation
 from broker.exchange import Exchange
 from broker.http import ops, problems
 from broker.http.frontdoor import FrontDoor
@@ -79,7 +80,10 @@ def create_app(config: Config, *, serving: bool = False, clock: Clock = SYSTEM_C
         verifier = OidcVerifier(oidc_idps, keys)
         exchange = Exchange(config, sts, issuer, observer=metrics)
         secrets = server_secrets(config.server)
-        rt = Runtime(config, sts, store, audit, verifier, http, metrics, exchange, secrets, clock)
+        federation = Federation(config.aws)
+        rt = Runtime(
+            config, sts, store, audit, verifier, http, federation, metrics, exchange, secrets, clock
+        )
         app.state.runtime = rt
         try:
             for door in doors:
@@ -89,6 +93,7 @@ def create_app(config: Config, *, serving: bool = False, clock: Clock = SYSTEM_C
             yield
         finally:
             await sts.close()
+            await federation.close()
             await http.aclose()
             await store.close()
             audit.close()

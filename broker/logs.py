@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 # Belt and braces: the code never logs these, but a library might (httpx logs request URLs
-# at INFO, and the getSigninToken URL carries credentials).
+# at INFO, and URLs can carry them: a getSigninToken query holds credentials).
 _SECRETS = (
     re.compile(r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*"),  # JWTs
     re.compile(

@@ -12,6 +12,7 @@ from broker.audit import Audit
 from broker.aws.sts import StsClient
 from broker.clock import Clock
 from broker.config import Config, ServerSettings
+from broker.console_url.federation import Federation
 from broker.exchange import Exchange
 from broker.http.metrics import Metrics
 from broker.oidc.verify import OidcVerifier
@@ -28,6 +29,7 @@ class Runtime:
     audit: Audit
     oidc: OidcVerifier
     http: httpx.AsyncClient
+    federation: Federation
     metrics: Metrics
     exchange: Exchange
     # Signs cookies and seals session records: the current secret first, then those being

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.aws.transport import StsTransport, TransportError
+from broker.aws.transport import PooledTransport, TransportError
 from tests.fakes.tls import self_signed_localhost
 
 pytestmark = pytest.mark.peers
@@ -76,8 +76,8 @@ async def server() -> AsyncIterator[tuple[Server, str]]:
     await srv.wait_closed()
 
 
-def transport(url: str, **kw: object) -> StsTransport:
-    return StsTransport(url, timeout=float(kw.pop("timeout", 2.0)), connect_timeout=1.0, **kw)  # type: ignore[arg-type]
+def transport(url: str, **kw: object) -> PooledTransport:
+    return PooledTransport(url, timeout=float(kw.pop("timeout", 2.0)), connect_timeout=1.0, **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.anyio
@@ -162,6 +162,15 @@ async def test_garbage_is_a_transport_error(server: tuple[Server, str]) -> None:
     with pytest.raises(TransportError):
         await t.post(b"x")
     await t.close()
+
+
+@pytest.mark.parametrize("query", ["a=b c", "a=b\r\nX-Injected: 1", "a=\u00e9", "a=b#c"])
+@pytest.mark.anyio
+async def test_a_get_query_that_could_change_the_request_is_refused(query: str) -> None:
+    t = transport("http://127.0.0.1:9/")
+    with pytest.raises(ValueError, match="request line"):
+        await t.get(query)
+    assert t.connections_opened == 0
 
 
 @pytest.mark.anyio

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from broker.aws.proxy import proxy_for
-from broker.aws.transport import HttpxTransport, StsTransport, TransportError
+from broker.aws.transport import HttpxTransport, PooledTransport, TransportError
 from tests.fakes.tls import server_and_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.peers]
@@ -37,9 +37,12 @@ class Origin:
                 head = await reader.readuntil(b"\r\n\r\n")
                 self.request_lines.append(head.split(b"\r\n", 1)[0])
                 length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length")
+                    (
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    ),
+                    0,  # a GET
                 )
                 body = await reader.readexactly(length)
                 await asyncio.sleep(self.delay)
@@ -111,7 +114,7 @@ async def test_https_goes_through_a_connect_tunnel(
     monkeypatch.setenv("HTTPS_PROXY", f"http://ops:s%3Acret@127.0.0.1:{proxy_port}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    t = StsTransport(
+    t = PooledTransport(
         f"https://localhost:{tls_port}/", timeout=5, connect_timeout=2, ssl_context=client_ctx
     )
     try:
@@ -137,7 +140,7 @@ async def test_plain_http_goes_to_the_proxy_in_absolute_form(
     monkeypatch.setenv("HTTP_PROXY", f"127.0.0.1:{proxy_srv.sockets[0].getsockname()[1]}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    t = StsTransport(f"http://sts.example.test:{port}/", timeout=5, connect_timeout=2)
+    t = PooledTransport(f"http://sts.example.test:{port}/", timeout=5, connect_timeout=2)
     try:
         assert (await t.post(b"hello")).body == b"hello"
     finally:
@@ -145,6 +148,50 @@ async def test_plain_http_goes_to_the_proxy_in_absolute_form(
         proxy_srv.close()
     assert proxy.relayed == 1
     assert o.request_lines == [f"POST http://sts.example.test:{port}/ HTTP/1.1".encode()]
+
+
+async def test_get_goes_through_the_tunnel_and_in_absolute_form(
+    tmp_path: Path, origin: tuple[Origin, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The federation endpoint's GET takes the same proxy paths as STS's POST."""
+    server_ctx, client_ctx = server_and_client(tmp_path)
+    tls_origin = Origin()
+    tls_srv = await asyncio.start_server(tls_origin.handle, "127.0.0.1", 0, ssl=server_ctx)
+    tls_port = tls_srv.sockets[0].getsockname()[1]
+    plain, plain_port = origin
+    tunnel, relay = Proxy(tls_port), Proxy(plain_port)
+    tunnel_srv = await asyncio.start_server(tunnel.handle, "127.0.0.1", 0)
+    relay_srv = await asyncio.start_server(relay.handle, "127.0.0.1", 0)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{tunnel_srv.sockets[0].getsockname()[1]}")
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{relay_srv.sockets[0].getsockname()[1]}")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    https = PooledTransport(
+        f"https://localhost:{tls_port}/federation",
+        timeout=5,
+        connect_timeout=2,
+        ssl_context=client_ctx,
+    )
+    http = PooledTransport(
+        f"http://signin.example.test:{plain_port}/federation", timeout=5, connect_timeout=2
+    )
+    try:
+        assert (await https.get("Action=getSigninToken&Session=%7B%7D")).status == 200
+        assert (await http.get("Action=login")).status == 200
+    finally:
+        await https.close()
+        await http.close()
+        tls_srv.close()
+        tunnel_srv.close()
+        relay_srv.close()
+    assert tunnel.connects == [f"localhost:{tls_port}".encode()]
+    assert tls_origin.request_lines == [
+        b"GET /federation?Action=getSigninToken&Session=%7B%7D HTTP/1.1"
+    ]
+    assert relay.relayed == 1
+    assert plain.request_lines == [
+        f"GET http://signin.example.test:{plain_port}/federation?Action=login HTTP/1.1".encode()
+    ]
 
 
 async def test_a_refused_connect_is_a_transport_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,7 +203,7 @@ async def test_a_refused_connect_is_a_transport_error(monkeypatch: pytest.Monkey
 
     srv = await asyncio.start_server(refuse, "127.0.0.1", 0)
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}")
-    t = StsTransport("https://sts.us-east-1.amazonaws.com/", timeout=2, connect_timeout=1)
+    t = PooledTransport("https://sts.us-east-1.amazonaws.com/", timeout=2, connect_timeout=1)
     with pytest.raises(TransportError, match="cannot connect"):
         await t.post(b"x")
     srv.close()
@@ -193,7 +240,7 @@ def test_no_proxy_environment_means_direct(monkeypatch: pytest.MonkeyPatch) -> N
 async def test_pool_is_capped(origin: tuple[Origin, int]) -> None:
     o, port = origin
     o.delay = 0.05
-    t = StsTransport(
+    t = PooledTransport(
         f"http://127.0.0.1:{port}/", timeout=5, connect_timeout=2, max_connections=3, proxy=None
     )
     try:
@@ -208,7 +255,7 @@ async def test_pool_is_capped(origin: tuple[Origin, int]) -> None:
 
 async def test_idle_connections_expire(origin: tuple[Origin, int]) -> None:
     o, port = origin
-    t = StsTransport(
+    t = PooledTransport(
         f"http://127.0.0.1:{port}/", timeout=5, connect_timeout=2, idle_seconds=0.1, proxy=None
     )
     try:

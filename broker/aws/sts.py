@@ -22,7 +22,7 @@ from broker.aws.flight import FlightFull, SingleFlight
 from broker.aws.limits import AccountLimiter, retry_after
 from broker.aws.observer import StsObserver, Unobserved
 from broker.aws.replies import Failure, credentials, parse_error, translate
-from broker.aws.transport import HttpxTransport, StsTransport, TransportError
+from broker.aws.transport import HttpxTransport, PooledTransport, TransportError
 from broker.config import AwsSettings
 from broker.errors import StsRateLimited, StsUnavailable
 from broker.identity import Credentials, StsAction, StsCall
@@ -114,7 +114,7 @@ class StsClient:
         self._sleep = sleep
         self._monotonic = clock
         self._budget = RetryBudget()
-        self._transport: StsTransport | HttpxTransport | None = None
+        self._transport: PooledTransport | HttpxTransport | None = None
         self._observer: StsObserver = observer or Unobserved()
         self._limiter = (
             AccountLimiter(
@@ -140,7 +140,7 @@ class StsClient:
     async def start(self) -> None:
         s = self._settings
         connect_timeout = min(2.0, s.sts_timeout_seconds)
-        transport = StsTransport if s.sts_transport == "native" else HttpxTransport
+        transport = PooledTransport if s.sts_transport == "native" else HttpxTransport
         self._transport = transport(
             self._url,
             timeout=s.sts_timeout_seconds,

@@ -1,14 +1,16 @@
-"""Keep-alive HTTP/1.1 POSTs to one STS endpoint: pooled asyncio connections, httptools parsing.
+"""Keep-alive HTTP/1.1 to one AWS endpoint: pooled asyncio connections, httptools parsing.
 
-Why not aiohttp or httpx: this is the one outbound call on every credential request, and
-bench/ measured a general-purpose client's per-request machinery (~200 µs of CPU in aiohttp,
-more in httpx) as the largest single cost of an exchange. STS needs one method, one host,
-form bodies, and responses of a few KB: a connection pool and a parser is all it takes.
+Why not aiohttp or httpx: STS is the one outbound call on every credential request, and
+getSigninToken the second on every console click; bench/ measured a general-purpose client's
+per-request machinery (~200 µs of CPU in aiohttp, ~660 µs in httpx) as the largest single
+cost of either. Both need one host, a form POST (STS) or a query GET (the federation
+endpoint), and answers of a few KB: a connection pool and a parser is all it takes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import time
 from collections import deque
@@ -22,6 +24,9 @@ import httpx
 from broker.aws.proxy import Tunnel, proxy_authorization, proxy_for
 
 _MAX_RESPONSE = 1024 * 1024  # STS answers are a few KB; anything huge is not STS
+# What a GET's query may hold: RFC 3986 query characters, percent-encoded or not, so that
+# nothing a caller passes can end the request line (a space) or add a header (CR, LF).
+_QUERY = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*")
 
 
 class TransportError(Exception):
@@ -37,8 +42,9 @@ class Response:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; at most one request in flight."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_response: int = _MAX_RESPONSE) -> None:
         self.transport: asyncio.Transport | None = None
+        self._max_response = max_response
         self.closed = False
         self._parser = httptools.HttpResponseParser(self)
         self._body: list[bytes] = []
@@ -65,7 +71,7 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
-        if self._size > _MAX_RESPONSE:
+        if self._size > self._max_response:
             self._fail(TransportError("response too large"))
             return
         self._body.append(body)
@@ -103,14 +109,16 @@ class _Connection(asyncio.Protocol):
         self.close()
 
 
-class StsTransport:
-    """POST form bodies to one URL over a bounded pool of keep-alive connections.
+class PooledTransport:
+    """POST form bodies to, or GET queries of, one URL over a bounded pool of keep-alive
+    connections.
 
     Like an AWS SDK on a corporate network: `HTTPS_PROXY`/`HTTP_PROXY` and `NO_PROXY` are
     honoured (an https endpoint is reached through a CONNECT tunnel, a plain-http one in
     absolute form), at most `max_connections` are open at once (callers beyond that wait,
     within their timeout), and a connection idle for `idle_seconds` is closed rather than
-    reused after a NAT or load balancer has silently dropped it."""
+    reused after a NAT or load balancer has silently dropped it. A response body past
+    `max_response` bytes is a TransportError."""
 
     def __init__(
         self,
@@ -122,6 +130,7 @@ class StsTransport:
         user_agent: str = "broker",
         max_connections: int = 512,
         idle_seconds: float = 30.0,
+        max_response: int = _MAX_RESPONSE,
         proxy: str | Literal["environment"] | None = "environment",
     ) -> None:
         parts = urlsplit(url)
@@ -138,23 +147,37 @@ class StsTransport:
         # Through a plain-http proxy the request line names the whole URL (RFC 9112 §3.2.2).
         target = f"http://{host_header}{path}" if self.proxy and not self._ssl else path
         proxy_auth = proxy_authorization(self.proxy) if self.proxy and not self._ssl else ""
+        headers = (
+            f"Host: {host_header}\r\nUser-Agent: {user_agent}\r\n"
+            f"Accept-Encoding: identity\r\n{proxy_auth}"
+        )
         self._head = (
-            f"POST {target} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {user_agent}\r\n"
-            "Accept-Encoding: identity\r\n"
+            f"POST {target} HTTP/1.1\r\n{headers}"
             "Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n"
-            f"{proxy_auth}"
         ).encode("ascii")
+        # GET: the caller's query goes between these two.
+        self._get_start = f"GET {target}?{parts.query + '&' if parts.query else ''}".encode("ascii")
+        self._get_end = f" HTTP/1.1\r\n{headers}\r\n".encode("ascii")
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._max = max_connections
         self._idle_seconds = idle_seconds
+        self._max_response = max_response
         # Idle connections with the time they were last used: newest on the right.
         self._idle: deque[tuple[_Connection, float]] = deque()
         self._slots: asyncio.Semaphore | None = None
         self.connections_opened = 0
 
     async def post(self, body: bytes) -> Response:
-        request = self._head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        return await self._send(self._head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    async def get(self, query: str) -> Response:
+        """GET the URL with `query` (already percent-encoded, e.g. by urlencode) appended."""
+        if not _QUERY.fullmatch(query):
+            raise ValueError("the query holds characters a request line cannot carry")
+        return await self._send(self._get_start + query.encode("ascii") + self._get_end)
+
+    async def _send(self, request: bytes) -> Response:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._max)
         try:
@@ -202,7 +225,7 @@ class StsTransport:
     async def _direct(self) -> _Connection:
         loop = asyncio.get_running_loop()
         _, conn = await loop.create_connection(
-            _Connection,
+            self._new_connection,
             self._host,
             self._port,
             ssl=self._ssl,
@@ -219,7 +242,7 @@ class StsTransport:
         proxy_ssl = ssl.create_default_context() if proxy.scheme == "https" else None
         if self._ssl is None:  # plain http: requests go to the proxy in absolute form
             _, conn = await loop.create_connection(
-                _Connection, proxy_host, proxy_port, ssl=proxy_ssl
+                self._new_connection, proxy_host, proxy_port, ssl=proxy_ssl
             )
             return conn
         tunnel = Tunnel()
@@ -236,12 +259,15 @@ class StsTransport:
         except BaseException:
             transport.close()
             raise
-        conn = _Connection()
+        conn = self._new_connection()
         tls = await loop.start_tls(transport, conn, self._ssl, server_hostname=self._host)
         if tls is None:
             raise OSError("TLS over the proxy tunnel failed")
         conn.connection_made(tls)
         return conn
+
+    def _new_connection(self) -> _Connection:
+        return _Connection(self._max_response)
 
     async def close(self) -> None:
         while self._idle:

@@ -17,7 +17,7 @@ from broker.browser.memory import RoleMemory
 from broker.browser.pages import cli_snippets
 from broker.browser.reauth import cli_path, console_path, reauthenticate
 from broker.browser.session import BrowserSession, SessionManager
-from broker.console_url.federation import destination_url, session_duration, signin_url
+from broker.console_url.federation import destination_url, session_duration
 from broker.errors import InvalidParameter, ReauthenticationRequired
 from broker.http.deps import RuntimeDep, client_address, request_path
 from broker.http.frontdoor import SignInMethod
@@ -169,9 +169,7 @@ class ConsoleRoutes:
         now = datetime.now(UTC)
         target = destination_url(rt.config.aws.partition, destination, region)
         issued = await rt.exchange.issue(session.identity, _role(role), trail)
-        url = await signin_url(
-            rt.http,
-            rt.config.aws,
+        url = await rt.federation.signin_url(
             issued.credentials,
             issuer=rt.config.server.base_url,
             destination=target,

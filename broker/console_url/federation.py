@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 from datetime import datetime
 from urllib.parse import urlencode, urlsplit
 
-import httpx
-
 from broker.aws.arn import MAX_SESSION_SECONDS, MIN_SESSION_SECONDS
 from broker.aws.partitions import partition as partition_info
+from broker.aws.transport import PooledTransport, TransportError
 from broker.config import AwsSettings
 from broker.errors import FederationRefused, InvalidParameter, RedirectNotAllowed
 from broker.identity import Credentials, Identity, RoleGrant
@@ -38,34 +36,12 @@ SERVICES = {
     "billing": "billing/home",
 }
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
-_GET_TOKEN_TIMEOUT = 10.0
-
-
-class _HideFederationQuery(logging.Filter):
-    """httpx logs each request URL at INFO; the getSigninToken URL carries credentials. Drop
-    the query of any logged federation URL, whatever level the logger is set to."""
-
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self.prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(
-            str(a).startswith(self.prefix) for a in record.args
-        ):
-            record.args = tuple(
-                str(a).split("?", 1)[0] + "?[redacted]" if str(a).startswith(self.prefix) else a
-                for a in record.args
-            )
-        return True
-
-
-def hide_federation_urls(aws: AwsSettings) -> None:
-    """Install the filter on httpx's logger once per federation endpoint (idempotent)."""
-    logger = logging.getLogger("httpx")
-    prefix = aws.federation_url()
-    if not any(isinstance(f, _HideFederationQuery) and f.prefix == prefix for f in logger.filters):
-        logger.addFilter(_HideFederationQuery(prefix))
+_GET_TOKEN_TIMEOUT = 10.0  # the whole call, waiting for a pooled connection included
+_CONNECT_TIMEOUT = 5.0
+# A person's click is one call: this many open connections cover hundreds of clicks a second.
+_MAX_CONNECTIONS = 128
+# getSigninToken answers {"SigninToken": "…"}, a few KB; anything far larger is not it.
+_MAX_RESPONSE = 64 * 1024
 
 
 def destination_url(partition: str, destination: str | None, region: str | None) -> str:
@@ -119,46 +95,64 @@ def session_duration(identity: Identity, grant: RoleGrant, now: datetime) -> int
     return max(MIN_SESSION_SECONDS, min(limits))
 
 
-async def signin_url(
-    http: httpx.AsyncClient,
-    aws: AwsSettings,
-    creds: Credentials,
-    *,
-    issuer: str,
-    destination: str,
-    duration: int | None,
-) -> str:
-    """getSigninToken (SessionDuration only for AssumeRoleWith* credentials, which is all the
-    broker issues), then the login URL. The sign-in token lives ~15 minutes: mint per click."""
-    endpoint = aws.federation_url()
-    session = {
-        "sessionId": creds.access_key_id,
-        "sessionKey": creds.secret_access_key,
-        "sessionToken": creds.session_token,
-    }
-    params = {"Action": "getSigninToken", "Session": json.dumps(session)}
-    if duration is not None:
-        params["SessionDuration"] = str(duration)
-    try:
-        resp = await http.get(endpoint, params=params, timeout=_GET_TOKEN_TIMEOUT)
-    except httpx.HTTPError as exc:
-        raise FederationRefused(
-            "The AWS sign-in service could not be reached; try again.",
-            log_detail=f"getSigninToken transport error {type(exc).__name__}",
-        ) from None
-    token = None
-    if resp.status_code == 200:
-        try:
-            body = resp.json()
-            token = body.get("SigninToken") if isinstance(body, dict) else None
-        except ValueError:
-            token = None
-    if not isinstance(token, str) or not token:
-        raise FederationRefused(
-            "The AWS sign-in service refused the console session.",
-            log_detail=f"getSigninToken status={resp.status_code}",
+class Federation:
+    """The federation endpoint's getSigninToken on a pool of keep-alive connections of its own
+    (the transport STS calls use: proxies from the environment, TLS verified, bounded). The
+    request's query carries the session's credentials, so nothing here logs a URL, and the
+    transport logs nothing."""
+
+    def __init__(self, aws: AwsSettings, *, timeout: float = _GET_TOKEN_TIMEOUT) -> None:
+        self.endpoint = aws.federation_url()
+        self._transport = PooledTransport(
+            self.endpoint,
+            timeout=timeout,
+            connect_timeout=min(_CONNECT_TIMEOUT, timeout),
+            max_connections=_MAX_CONNECTIONS,
+            max_response=_MAX_RESPONSE,
         )
-    query = urlencode(
-        {"Action": "login", "Issuer": issuer, "Destination": destination, "SigninToken": token}
-    )
-    return f"{endpoint}?{query}"
+
+    async def close(self) -> None:
+        await self._transport.close()
+
+    async def signin_url(
+        self,
+        creds: Credentials,
+        *,
+        issuer: str,
+        destination: str,
+        duration: int | None,
+    ) -> str:
+        """getSigninToken (SessionDuration only for AssumeRoleWith* credentials, which is all
+        the broker issues), then the login URL. The sign-in token lives ~15 minutes: mint per
+        click."""
+        session = {
+            "sessionId": creds.access_key_id,
+            "sessionKey": creds.secret_access_key,
+            "sessionToken": creds.session_token,
+        }
+        params = {"Action": "getSigninToken", "Session": json.dumps(session)}
+        if duration is not None:
+            params["SessionDuration"] = str(duration)
+        try:
+            resp = await self._transport.get(urlencode(params))
+        except TransportError as exc:
+            raise FederationRefused(
+                "The AWS sign-in service could not be reached; try again.",
+                log_detail=f"getSigninToken transport error: {exc}",
+            ) from None
+        token = None
+        if resp.status == 200:
+            try:
+                body = json.loads(resp.body)
+                token = body.get("SigninToken") if isinstance(body, dict) else None
+            except (ValueError, RecursionError):  # not JSON (or UTF-8), or nested past reason
+                token = None
+        if not isinstance(token, str) or not token:
+            raise FederationRefused(
+                "The AWS sign-in service refused the console session.",
+                log_detail=f"getSigninToken status={resp.status}",
+            )
+        query = urlencode(
+            {"Action": "login", "Issuer": issuer, "Destination": destination, "SigninToken": token}
+        )
+        return f"{self.endpoint}?{query}"

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from broker.config import Config, SamlIdp
-from broker.console_url.federation import destination_url, hide_federation_urls
+from broker.console_url.federation import destination_url
 from broker.errors import BrokerError, MalformedRequest, NotFound
 from broker.http.deps import RuntimeDep, client_address
 from broker.http.frontdoor import Landing, SignInMethod
@@ -95,7 +95,6 @@ class SamlFrontDoor:
         )
         pending = PendingLogins(rt.secrets, secure=config.server.base_url.startswith("https://"))
         self._state = SamlState(sp, idps, verifier, pending, origin_of(config.server.base_url))
-        hide_federation_urls(config.aws)
 
     def sign_in_methods(self) -> list[SignInMethod]:
         """The IdPs that take an SP-initiated sign-in (they have an SSO URL)."""

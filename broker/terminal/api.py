@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from broker.audit import Trail
-from broker.console_url.federation import destination_url, session_duration, signin_url
+from broker.console_url.federation import destination_url, session_duration
 from broker.errors import (
     InvalidClient,
     InvalidRequest,
@@ -194,9 +194,7 @@ class TerminalApi:
                     rt.config.aws.partition, params.get("destination"), params.get("region")
                 )
                 issued = await rt.exchange.issue(session.identity, params.get("role"), t)
-                url = await signin_url(
-                    rt.http,
-                    rt.config.aws,
+                url = await rt.federation.signin_url(
                     issued.credentials,
                     issuer=rt.config.server.base_url,
                     destination=target,

@@ -27,7 +27,6 @@ from fastapi.responses import RedirectResponse, Response
 
 from broker.browser.session import BrowserSession, SessionManager
 from broker.clock import SYSTEM_CLOCK, Clock
-from broker.console_url.federation import hide_federation_urls
 from broker.errors import AccessDenied, CsrfFailed, InvalidParameter, TooManyAttempts
 from broker.exchange import redemption_deadline
 from broker.http.deps import RuntimeDep, client_address, request_path
@@ -109,7 +108,6 @@ class TerminalFrontDoor:
         self._records = Records(rt.store, rt.secrets)
         self._clock = rt.clock
         self._origin = origin_of(rt.config.server.base_url)
-        hide_federation_urls(rt.config.aws)  # /cli/console calls getSigninToken
 
     def router(self) -> APIRouter:
         router = APIRouter()
