@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from broker.audit import Trail
+from broker.browser.memory import RoleMemory
 from broker.console_url.federation import destination_url, session_duration
 from broker.errors import (
     InvalidClient,
@@ -41,8 +42,10 @@ _TOKEN_FIELDS = frozenset(
 )
 
 
-def add_routes(router: APIRouter, records: Callable[[], Records]) -> None:
-    api = TerminalApi(records)
+def add_routes(
+    router: APIRouter, records: Callable[[], Records], memory: Callable[[], RoleMemory]
+) -> None:
+    api = TerminalApi(records, memory)
     router.add_api_route("/cli/token", api.token, methods=["POST"])
     router.add_api_route("/cli/device", api.device, methods=["POST"])
     router.add_api_route("/cli/roles", api.roles, methods=["GET"])
@@ -83,8 +86,10 @@ async def token_form(request: Request) -> dict[str, str]:
 
 
 class TerminalApi:
-    def __init__(self, records: Callable[[], Records]) -> None:
+    def __init__(self, records: Callable[[], Records], memory: Callable[[], RoleMemory]) -> None:
         self._records = records
+        # The picker's Recent list counts roles used from the terminal too.
+        self._memory = memory
 
     # -- the token endpoint --------------------------------------------------------------------
 
@@ -182,6 +187,7 @@ class TerminalApi:
                 issued = await rt.exchange.issue(
                     session.identity, params.get("role"), t, duration=duration
                 )
+        await self._memory().opened(session.identity, issued.grant.arn)
         return JSONResponse(process_json(issued.credentials), headers=NO_STORE)
 
     async def console(self, request: Request) -> Response:
@@ -200,6 +206,7 @@ class TerminalApi:
                     destination=target,
                     duration=session_duration(session.identity, issued.grant, rt.clock.now()),
                 )
+        await self._memory().opened(session.identity, issued.grant.arn)
         return JSONResponse({"url": url}, headers={"Referrer-Policy": "no-referrer", **NO_STORE})
 
     async def logout(self, request: Request) -> Response:

@@ -25,6 +25,7 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from broker.browser.memory import RoleMemory
 from broker.browser.session import BrowserSession, SessionManager
 from broker.clock import SYSTEM_CLOCK, Clock
 from broker.errors import AccessDenied, CsrfFailed, InvalidParameter, TooManyAttempts
@@ -48,6 +49,9 @@ class BrowserSignIn(Protocol):
 
     @property
     def sessions(self) -> SessionManager: ...
+
+    @property
+    def memory(self) -> RoleMemory: ...
 
     def login_url(self, next_path: str) -> str: ...
 
@@ -115,7 +119,7 @@ class TerminalFrontDoor:
         router.add_api_route("/cli/authorize", self.authorize, methods=["POST"])
         router.add_api_route("/device", self.device_page, methods=["GET"])
         router.add_api_route("/device", self.device_decision, methods=["POST"])
-        api.add_routes(router, lambda: self.records)
+        api.add_routes(router, lambda: self.records, lambda: self._browser.memory)
         return router
 
     # -- loopback: confirm, then a code -----------------------------------------------------

@@ -26,7 +26,7 @@ from tests.fakes.cli_login import (
 )
 from tests.fakes.clock import AheadClock
 from tests.fakes.issuer import issuer_section, signing_keys
-from tests.fakes.saml_world import READER, SamlWorld, saml_world
+from tests.fakes.saml_world import DEPLOYER, READER, SamlWorld, saml_world
 
 pytestmark = pytest.mark.peers
 WINDOW = 2.0
@@ -539,3 +539,18 @@ def test_after_expiry_codes_and_tokens_are_refused_with_no_sts_call(
             logged = [line for line in world.logs.lines if error_id in line]
             assert any(case.session_logged in line for line in logged), logged
         assert world.standin.calls == []
+
+
+def test_roles_used_from_the_terminal_are_recent_on_the_picker(world: SamlWorld) -> None:
+    with _signed_in(world) as browser:
+        token = _login(world, browser)
+        with httpx.Client(base_url=world.url) as cli:
+            creds = cli.post("/cli/credentials", json={"role": "reader"}, headers=bearer(token))
+            assert creds.status_code == 200, creds.text
+            world.secrets += [creds.json()["SecretAccessKey"], creds.json()["SessionToken"]]
+            console = cli.post("/cli/console", json={"role": "deployer"}, headers=bearer(token))
+            assert console.status_code == 200, console.text
+        picker = browser.get("/", headers={"accept": "text/html"})
+    recent = picker.text.split('id="recent"', 1)[1].split("</section>", 1)[0]
+    # Newest first: the console, then the credentials.
+    assert recent.index(f'data-arn="{DEPLOYER}"') < recent.index(f'data-arn="{READER}"')
