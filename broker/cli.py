@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp = sub.add_parser(
         "credential-process", help="print credential_process JSON (for ~/.aws/config), cached"
     )
-    cp.add_argument("--url", required=True, help="the broker's base URL")
+    from broker.login.commands import url_argument
+
+    url_argument(cp)
     cp.add_argument("--role", required=True, help="role name or ARN")
     source = cp.add_mutually_exclusive_group()
     source.add_argument("--token-file", help="file holding the OIDC token")

@@ -4,6 +4,7 @@ what it does with that session. Machine output goes to stdout, everything for pe
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import sys
@@ -64,8 +65,20 @@ def add_commands(sub: Any) -> None:
     configure.set_defaults(func=_configure)
 
 
+def url_argument(parser: argparse.ArgumentParser) -> None:
+    """`--url`, or $BROKER_URL when it is set (so a shell or a team's dotfiles name the broker
+    once)."""
+    default = os.environ.get("BROKER_URL") or None
+    parser.add_argument(
+        "--url",
+        default=default,
+        required=default is None,
+        help="the broker's base URL (default: $BROKER_URL)",
+    )
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", required=True, help="the broker's base URL")
+    url_argument(parser)
     parser.add_argument("--cache-dir", help="default: $XDG_CACHE_HOME/broker or ~/.cache/broker")
 
 

@@ -184,3 +184,19 @@ def test_token_options_still_work_without_a_session(tmp_path: Path) -> None:
     with httpx.Client(transport=httpx.MockTransport(handle)) as http:
         credential_process(args, http=http)
     assert seen == ["/v1/credentials"]
+
+
+def test_broker_url_names_the_broker_when_url_is_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "http://127.0.0.1:9"
+    cache = str(tmp_path / "cache")
+    stored = _stored()
+    save(cache, StoredSession(url, stored.access_token, stored.expires_at, "a", "b"))
+    monkeypatch.setenv("BROKER_URL", url)
+    assert main(["logout", "--cache-dir", cache]) == 1
+    assert not session_path(cache, url).exists()
+    monkeypatch.delenv("BROKER_URL")
+    with pytest.raises(SystemExit):
+        main(["credential-process", "--role", "reader"])
+    assert "--url" in capsys.readouterr().err
