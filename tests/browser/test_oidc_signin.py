@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.fakes.browser import screenshot
 from tests.fakes.oidc_login_world import ADMIN, DEPLOYER, LoginWorld, login_world
@@ -99,3 +99,30 @@ def test_deny_at_the_idp_shows_an_error_page_with_a_way_back(page: Page, world: 
     page.locator("#username").fill("grace")
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("h1")).to_have_text("AWS accounts")
+
+
+def test_a_callback_in_another_browser_or_twice_is_refused(
+    page: Page, chromium: Browser, world: LoginWorld
+) -> None:
+    """The IdP's answer is good for the browser that asked, once: carried to another browser
+    (login CSRF) it is StateMismatch; replayed in the same one after it landed, it is refused
+    too. Neither signs anyone in or calls STS."""
+    world.standin.reset()
+    callbacks: list[str] = []
+    page.on("request", lambda r: callbacks.append(r.url) if "/oidc/callback?" in r.url else None)
+    sign_in(page, world)
+    expect(page.locator("h1")).to_have_text("AWS accounts")
+    (callback,) = callbacks
+    world.saw(callback)
+
+    other = chromium.new_context().new_page()
+    try:
+        other.goto(callback)
+        expect(other.locator("#error-code")).to_have_text("StateMismatch")
+        assert "broker_session" not in {c["name"] for c in other.context.cookies()}
+    finally:
+        other.context.close()
+
+    page.goto(callback)
+    expect(page.locator("#error-code")).to_have_text(re.compile("StateMismatch|ReplayDetected"))
+    assert world.sts_calls() == []
