@@ -7,8 +7,6 @@ bounded read. The ID token that comes back is verified by the programs' verifier
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from joserfc.jwk import ECKey, KeyParameters, RSAKey
 
 from broker.config import OidcIdp
 from broker.errors import AuthorizationCodeRefused, ConfigError, IdpUnavailable, InvalidToken
+from broker.oidc.fetch import TooLarge, json_answer
 
 #: RFC 7636 §4.1: 43 to 128 unreserved characters; 64 of 62 symbols is ~380 bits.
 VERIFIER_LENGTH = 64
@@ -170,34 +169,25 @@ class SignInClient:
         """The status and the JSON object the IdP answered (None if it is not one), read
         within the IdP's timeout and at most MAX_RESPONSE_BYTES."""
         try:
-            async with asyncio.timeout(self.timeout):
-                async with http.stream(
-                    "POST",
-                    url,
-                    content=body.encode(),
-                    headers=headers,
-                    timeout=self.timeout,
-                    follow_redirects=False,
-                ) as response:
-                    raw = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        raw += chunk
-                        if len(raw) > MAX_RESPONSE_BYTES:
-                            raise IdpUnavailable(
-                                "The identity provider's token endpoint answered too much.",
-                                log_detail=f"idp={self.idp} over {MAX_RESPONSE_BYTES} bytes",
-                            )
-                    status = response.status_code
+            return await json_answer(
+                http,
+                "POST",
+                url,
+                seconds=self.timeout,
+                limit=MAX_RESPONSE_BYTES,
+                content=body.encode(),
+                headers=headers,
+            )
+        except TooLarge:
+            raise IdpUnavailable(
+                "The identity provider's token endpoint answered too much.",
+                log_detail=f"idp={self.idp} over {MAX_RESPONSE_BYTES} bytes",
+            ) from None
         except (httpx.HTTPError, TimeoutError) as exc:
             raise IdpUnavailable(
                 "The identity provider's token endpoint could not be reached.",
                 log_detail=f"idp={self.idp} POST token endpoint: {type(exc).__name__}",
             ) from exc
-        try:
-            document = json.loads(raw)
-        except (ValueError, RecursionError):
-            document = None
-        return status, document if isinstance(document, dict) else None
 
 
 def _read(path: Path, what: str) -> bytes:

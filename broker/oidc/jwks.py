@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from jwt.exceptions import PyJWKError
 
 from broker.config import OidcIdp, check_url
 from broker.errors import IdpUnavailable, UnknownSigningKey
+from broker.oidc.fetch import TooLarge, json_answer
 
 log = logging.getLogger(__name__)
 
@@ -199,49 +199,33 @@ class JwksCache:
     async def _get_json(self, url: str) -> dict[str, Any]:
         """A bounded GET: at most MAX_DOCUMENT_BYTES read, whatever the IdP sends (a 10 MB
         JWKS is refused as unusable, not parsed), within the IdP's HTTP timeout."""
+        timeout = self._idp.http_timeout_seconds
         try:
-            async with asyncio.timeout(self._idp.http_timeout_seconds):
-                status, raw = await self._read(url)
+            status, body = await json_answer(
+                self._http, "GET", url, seconds=timeout, limit=MAX_DOCUMENT_BYTES
+            )
         except (httpx.HTTPError, TimeoutError) as exc:
             raise IdpUnavailable(
                 "The identity provider could not be reached.",
                 log_detail=f"GET {url}: {type(exc).__name__}",
             ) from exc
+        except TooLarge as exc:
+            if exc.status == 200:
+                raise IdpUnavailable(
+                    "The identity provider sent a document too large to be a key set.",
+                    log_detail=f"GET {url}: over {MAX_DOCUMENT_BYTES} bytes",
+                ) from None
+            status, body = exc.status, None
         if status != 200:
             raise IdpUnavailable(
                 "The identity provider answered with an error.",
                 log_detail=f"GET {url}: HTTP {status}",
             )
-        if raw is None:
-            raise IdpUnavailable(
-                "The identity provider sent a document too large to be a key set.",
-                log_detail=f"GET {url}: over {MAX_DOCUMENT_BYTES} bytes",
-            )
-        try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError):
-            body = None
-        if not isinstance(body, dict):
+        if body is None:
             raise IdpUnavailable(
                 "The identity provider sent something that is not JSON.", log_detail=f"GET {url}"
             )
         return body
-
-    async def _read(self, url: str) -> tuple[int, bytes | None]:
-        """The status and the body, or None for a body over the cap (not read further)."""
-        async with self._http.stream(
-            "GET", url, timeout=self._idp.http_timeout_seconds, follow_redirects=False
-        ) as response:
-            if response.status_code != 200:
-                return response.status_code, b""
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_DOCUMENT_BYTES:
-                    return response.status_code, None
-                chunks.append(chunk)
-            return response.status_code, b"".join(chunks)
 
 
 # Discovery documents and key sets are a few KB; real ones stay far below this.
