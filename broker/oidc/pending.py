@@ -8,22 +8,25 @@ to a `state` this browser's own cookie names (RFC 6749 §10.12, login CSRF)."""
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from fastapi import Request, Response
+from typing import Any
 
 from broker.errors import SessionExpired
+from broker.http.pending import MAX_COOKIE_BYTES, MAX_PENDING, PENDING_SECONDS, PendingCookie
 from broker.seal import Sealer
 
-#: How long a sign-in may wait at the IdP (people read, type, and use a second factor).
-PENDING_SECONDS = 600
-#: A few sign-ins at once (tabs); browsers keep at least 4096 bytes a cookie (RFC 6265 §6.1).
-MAX_PENDING = 4
-MAX_COOKIE_BYTES = 3800
+__all__ = [
+    "MAX_COOKIE_BYTES",
+    "MAX_PENDING",
+    "PENDING_SECONDS",
+    "PendingSignIn",
+    "PendingSignIns",
+    "find",
+]
+
 COOKIE = "broker_oidc"
 _CONTEXT = "broker.oidc.pending"
 
@@ -43,73 +46,33 @@ class PendingSignIn:
         return f"PendingSignIn(idp={self.idp!r}, next={self.next!r}, started={self.started})"
 
 
-class PendingSignIns:
-    """The cookie's codec and attributes. Newest first; expired, altered or malformed values
-    read as no pending sign-in."""
+class PendingSignIns(PendingCookie[PendingSignIn]):
+    """Sealed: the PKCE verifier and the nonce are never visible outside the broker."""
 
     def __init__(self, keys: Sequence[bytes], *, secure: bool) -> None:
         """`keys`: the current secret first, then those being retired (they still open)."""
         self._sealer = Sealer(keys)
-        self._secure = secure
-        # RFC 6265bis §4.1.3.2: a `__Host-` cookie is Secure, Path=/ and has no Domain, so no
-        # sibling host can plant one. Plain http (loopback only) cannot set Secure: no prefix.
-        self.cookie = "__Host-" + COOKIE if secure else COOKIE
+        # The IdP sends the browser back with a top-level GET redirect (RFC 6749 §4.1.2),
+        # which carries a Lax cookie; another site's subrequest or POST does not.
+        super().__init__(COOKIE, secure=secure, samesite="lax")
 
-    def read(self, request: Request, now: float) -> tuple[PendingSignIn, ...]:
-        return self.loads(request.cookies.get(self.cookie), now)
-
-    def loads(self, value: str | None, now: float) -> tuple[PendingSignIn, ...]:
-        if not value or len(value) > MAX_COOKIE_BYTES:
-            return ()
-        try:
-            sealed = base64.urlsafe_b64decode(value.encode("ascii") + b"==")
-            rows = json.loads(self._sealer.open(sealed, context=_CONTEXT))
-        except (SessionExpired, ValueError, UnicodeError, binascii.Error, RecursionError):
-            return ()
-        if not isinstance(rows, list):
-            return ()
-        out = []
-        for row in rows[:MAX_PENDING]:
-            pending = _pending(row)
-            if pending is not None and 0 <= now - pending.started < PENDING_SECONDS:
-                out.append(pending)
-        return tuple(out)
-
-    def dumps(self, pending: Sequence[PendingSignIn]) -> str:
-        rows = [[p.state, p.nonce, p.verifier, p.idp, p.next, p.started, p.here] for p in pending]
+    def _protect(self, rows: list[list[Any]]) -> str:
         plain = json.dumps(rows, separators=(",", ":")).encode()
         sealed = self._sealer.seal(plain, context=_CONTEXT)
         return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
 
-    def add(
-        self, pending: Sequence[PendingSignIn], new: PendingSignIn
-    ) -> tuple[PendingSignIn, ...]:
-        """`new` first; the oldest go when there are too many or the cookie grows too big."""
-        kept = [new, *pending][:MAX_PENDING]
-        while len(kept) > 1 and len(self.dumps(kept)) > MAX_COOKIE_BYTES:
-            kept.pop()
-        return tuple(kept)
+    def _open(self, value: str) -> object:
+        try:
+            sealed = base64.urlsafe_b64decode(value.encode("ascii") + b"==")
+            return json.loads(self._sealer.open(sealed, context=_CONTEXT))
+        except (SessionExpired, RecursionError) as exc:
+            raise ValueError("not sealed by this broker") from exc
 
-    def write(self, response: Response, pending: Sequence[PendingSignIn]) -> None:
-        if not pending:
-            self.clear(response)
-            return
-        response.set_cookie(
-            self.cookie,
-            self.dumps(pending),
-            max_age=PENDING_SECONDS,
-            path="/",
-            secure=self._secure,
-            httponly=True,
-            # The IdP sends the browser back with a top-level GET redirect (RFC 6749 §4.1.2),
-            # which carries a Lax cookie; another site's subrequest or POST does not.
-            samesite="lax",
-        )
+    def _row(self, p: PendingSignIn) -> list[Any]:
+        return [p.state, p.nonce, p.verifier, p.idp, p.next, p.started, p.here]
 
-    def clear(self, response: Response) -> None:
-        response.delete_cookie(
-            self.cookie, path="/", secure=self._secure, httponly=True, samesite="lax"
-        )
+    def _parse(self, row: object) -> PendingSignIn | None:
+        return _pending(row)
 
 
 def find(pending: Sequence[PendingSignIn], state: str) -> PendingSignIn | None:
