@@ -189,7 +189,11 @@ def next_requests(draw: st.DrawFn) -> Req:
 @st.composite
 def browser_forms(draw: st.DrawFn) -> Req:
     """The signed-in pages' forms, without a session: read_form, then CSRF and the cookie."""
-    path = draw(st.sampled_from(["/console", "/cli-credentials", "/logout"]))
+    path = draw(
+        st.sampled_from(
+            ["/console", "/cli-credentials", "/logout", "/favourites", "/cli/authorize", "/device"]
+        )
+    )
     body, ctype = draw(bodies())
     cookie = draw(
         st.sampled_from(["", "broker_session=x", "broker_session=a.b.c"])
@@ -197,6 +201,51 @@ def browser_forms(draw: st.DrawFn) -> Req:
     )
     headers = _headers(ctype, {"accept": draw(accepts), "cookie": cookie})
     return Req("form " + path, "POST", path, body, headers)
+
+
+AUTHORIZE_KEYS = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "user_code",
+]
+authorize_values = (
+    st.sampled_from(["code", "broker-cli", "S256", "plain", "http://127.0.0.1:1/cb"]) | field_text
+)
+
+
+@st.composite
+def terminal_pages(draw: st.DrawFn) -> Req:
+    """`broker login`'s browser pages before anyone signs in: the loopback authorization
+    request (every parameter checked before any redirect) and the device page."""
+    path = draw(st.sampled_from(["/cli/authorize", "/device"]))
+    query = urlencode(
+        draw(st.dictionaries(st.sampled_from(AUTHORIZE_KEYS), authorize_values, max_size=7))
+    )
+    headers = _headers(None, {"accept": draw(accepts)})
+    return Req("terminal " + path, "GET", f"{path}?{query}", b"", headers)
+
+
+@st.composite
+def terminal_api(draw: st.DrawFn) -> Req:
+    """The session token's API with no token, a malformed one or one never issued."""
+    method, path = draw(
+        st.sampled_from(
+            [
+                ("GET", "/cli/roles"),
+                ("POST", "/cli/credentials"),
+                ("POST", "/cli/console"),
+                ("POST", "/cli/logout"),
+            ]
+        )
+    )
+    body, ctype = draw(bodies())
+    token = draw(st.sampled_from(["", "Bearer bst_x", "bearer ", "Bearer " + "A" * 60]))
+    headers = _headers(ctype, {"authorization": token, "accept": draw(accepts)})
+    return Req("terminal api " + path, method, path, body, headers)
 
 
 @st.composite
@@ -258,4 +307,14 @@ def test_browser_forms_without_a_session(broker: Broker, request: Req) -> None:
 
 @given(anything())
 def test_any_path_and_method(broker: Broker, request: Req) -> None:
+    check(broker, request)
+
+
+@given(terminal_pages())
+def test_terminal_pages_without_a_session(broker: Broker, request: Req) -> None:
+    check(broker, request)
+
+
+@given(terminal_api())
+def test_terminal_api_without_a_session_token(broker: Broker, request: Req) -> None:
     check(broker, request)
