@@ -13,6 +13,7 @@ import hmac
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -96,7 +97,7 @@ class OidcSignIn:
 
     def sign_in_methods(self) -> list[SignInMethod]:
         return [
-            SignInMethod(name, idp.label or name, lambda nxt, name=name: login_url(nxt, name))  # type: ignore[misc]
+            SignInMethod(name, idp.label or name, partial(login_url, idp=name))
             for name, idp in sorted(self._idps.items())
         ]
 
